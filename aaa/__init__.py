@@ -1,0 +1,1 @@
+"""RADIUS AAA daemon: codec, dictionaries, and (later) protocol, handlers and service wiring."""

@@ -1,0 +1,1 @@
+"""Billing: accounts, the double-entry ledger, subscribers, operators and the admin CLI."""

@@ -1,0 +1,43 @@
+"""The operator's own books: revenue, clearing, suspense and adjustment ledger accounts.
+
+They are created on first use, one per (purpose, currency), with codes like ``revenue:internet:EUR``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.db.ledger import LedgerAccount
+from billing.ledger import LedgerError, open_account
+
+BOOKS = {
+    # purpose: (ledger account kind, human name)
+    "adjustments": ("adjustment", "Manual adjustments and goodwill"),
+    "suspense": ("suspense", "Unmatched money received"),
+    "cash": ("cash", "Cash desk"),
+}
+
+
+def book_code(purpose: str, currency: str, detail: str = "") -> str:
+    """Code of a book account, e.g. ``revenue:internet:EUR`` or ``clearing:bank1:EUR``."""
+    return ":".join(p for p in (purpose, detail, currency) if p)
+
+
+def book_account(session: Session, purpose: str, currency: str, detail: str = "") -> int:
+    """Id of the book account for ``purpose`` (``revenue`` and ``clearing`` take a ``detail``)."""
+    code = book_code(purpose, currency, detail)
+    found = session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == code))
+    if found is not None:
+        return found
+    if purpose == "revenue":
+        kind, name = "revenue", f"Revenue: {detail or 'general'}"
+    elif purpose == "clearing":
+        kind, name = "clearing", f"Clearing: {detail or 'general'}"
+    elif purpose in BOOKS:
+        kind, name = BOOKS[purpose]
+    else:
+        raise LedgerError(
+            f"purpose: expected revenue, clearing or one of {', '.join(BOOKS)}, got {purpose!r}"
+        )
+    return open_account(session, code=code, name=f"{name} ({currency})", kind=kind, currency=currency)

@@ -1,0 +1,618 @@
+"""Load and validate the billing TOML configuration.
+
+The file (see ``conf/billing.toml`` for every key, documented) is parsed with :mod:`tomllib`
+and checked against a small declarative schema: one :class:`Key` spec per key, walked by one
+validator. Every problem is collected and reported together in a :class:`ConfigError`, each
+naming the file, the dotted key and what was expected, so an operator fixes a file in one go
+instead of one restart per typo.
+
+Secrets (database URL and password) may be written inline, or as ``{ env = "VAR" }`` or
+``{ file = "path" }``. They are held in :class:`Secret`, which never shows its value in
+``repr()``, ``str()``, logs or :meth:`Config.to_public_dict`; only
+:meth:`Database.sqlalchemy_url` reveals it, to hand it to the database driver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import hmac
+import json
+import math
+import os
+import re
+import tomllib
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+__all__ = [
+    "CURRENCY_MINOR_UNITS",
+    "SCHEMA",
+    "SYSTEM_CONFIG_PATH",
+    "CliSettings",
+    "Config",
+    "ConfigError",
+    "Database",
+    "IspSettings",
+    "LoggingSettings",
+    "Problem",
+    "Secret",
+    "default_config_path",
+    "load_config",
+]
+
+MASK = "********"
+SYSTEM_CONFIG_PATH = Path("/etc/billing/billing.toml")
+"""Where an installed server looks for its config when ``$BILLING_CONFIG`` is not set."""
+
+CURRENCY_MINOR_UNITS: Mapping[str, int] = types.MappingProxyType(
+    {
+        "AMD": 2, "AZN": 2, "BHD": 3, "BYN": 2, "CHF": 2, "CZK": 2, "DKK": 2, "EUR": 2,
+        "GBP": 2, "GEL": 2, "JPY": 0, "KGS": 2, "KWD": 3, "KZT": 2, "MDL": 2, "NOK": 2,
+        "PLN": 2, "RUB": 2, "SEK": 2, "TRY": 2, "UAH": 2, "USD": 2, "UZS": 2,
+    }
+)  # fmt: skip
+"""ISO 4217 minor units (digits after the decimal point) of the currencies we bill in.
+
+Money is rounded to this many places at invoice lines and payments; a currency missing here
+is rejected rather than guessed.
+"""
+
+
+# --------------------------------------------------------------------------- public types
+
+
+class Secret:
+    """A string that must not leak: masked in ``repr``/``str``, compared in constant time.
+
+    Not a dataclass on purpose, so :func:`dataclasses.asdict` on a config copies the object
+    (still masked) instead of exposing its value as a field.
+    """
+
+    __slots__ = ("_value",)
+    _value: str
+
+    def __init__(self, value: str) -> None:
+        object.__setattr__(self, "_value", value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def reveal(self) -> str:
+        """Return the secret value; call only where it is handed to the peer that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        raise TypeError("Secret values are not picklable")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config file: where (file, dotted key) and what was expected."""
+
+    file: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config could not be loaded; :attr:`problems` lists every reason, in file order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class IspSettings:
+    """Who the operator is: name on invoices, the billing currency and the local time zone."""
+
+    name: str
+    currency: str
+    time_zone: str
+
+    @property
+    def minor_units(self) -> int:
+        """Digits after the decimal point of :attr:`currency` (EUR 2, JPY 0, KWD 3)."""
+        return CURRENCY_MINOR_UNITS[self.currency]
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        """The time zone billing periods are computed in."""
+        return ZoneInfo(self.time_zone)
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where the billing database is and how the connection pool behaves."""
+
+    url: Secret
+    password: Secret | None
+    pool_size: int
+    pool_timeout_s: float
+    statement_timeout_ms: int
+    echo: bool
+
+    def sqlalchemy_url(self) -> str:
+        """The full SQLAlchemy URL, password injected: the one place the secret is revealed."""
+        url = self.url.reveal()
+        if self.password is None:
+            return url
+        return make_url(url).set(password=self.password.reveal()).render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """How much the server logs and in which format."""
+
+    level: str
+    format: str
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    """Defaults of the admin CLI."""
+
+    page_size: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration, as loaded from :attr:`source`."""
+
+    isp: IspSettings
+    database: Database
+    logging: LoggingSettings
+    cli: CliSettings
+    source: Path
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dump with every secret rendered as ``"********"``."""
+        return {
+            "source": str(self.source),
+            **{s.name: _public(getattr(self, s.name)) for s in SCHEMA},
+        }
+
+
+def _public(value: object) -> Any:
+    """Turn a config value into JSON-ready data, masking secrets."""
+    if isinstance(value, Secret):
+        return MASK
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _public(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------- the schema
+
+
+class Kind(enum.Enum):
+    """The TOML type a key accepts."""
+
+    STR = "str"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    CHOICE = "choice"
+    SECRET = "secret"
+
+
+class _Rejected(ValueError):
+    """Raised by a :attr:`Key.convert` hook; the text, if any, is added to the message."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """Spec of one key: its type, range or choices, default, and an optional extra rule.
+
+    ``convert`` receives the type-checked value (for secrets: the raw string) and returns the
+    value to store, or raises :class:`_Rejected`; ``expected`` then overrides the generated
+    description of what the key accepts.
+    """
+
+    kind: Kind
+    required: bool = False
+    default: Any = None
+    low: float | None = None
+    high: float | None = None
+    unit: str = ""
+    choices: tuple[str, ...] = ()
+    convert: Callable[[Any], Any] | None = None
+    expected: str = ""
+
+    def describe(self) -> str:
+        """What the key accepts, in words, for error messages."""
+        if self.expected:
+            return self.expected
+        if self.kind is Kind.BOOL:
+            return "true or false"
+        if self.kind is Kind.CHOICE:
+            return "one of " + ", ".join(json.dumps(c) for c in self.choices)
+        if self.kind is Kind.SECRET:
+            return 'a non-empty string, { env = "VAR_NAME" } or { file = "/path/to/file" }'
+        if self.kind is Kind.STR:
+            return "a non-empty string"
+        noun = "an integer" if self.kind is Kind.INT else "a number"
+        text = f"{noun} from {_num(self.low)} to {_num(self.high)}"
+        return f"{text} ({self.unit})" if self.unit else text
+
+
+@dataclass(frozen=True)
+class Section:
+    """Spec of one ``[table]``: its keys, whether it must be present, what it builds."""
+
+    name: str
+    keys: Mapping[str, Key]
+    build: Callable[..., Any]
+    required: bool = False
+    check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
+    """Cross-key rule: receives the converted values, returns ``(key, message)`` pairs."""
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _currency(value: str) -> str:
+    if value not in CURRENCY_MINOR_UNITS:
+        raise _Rejected
+    return value
+
+
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise _Rejected from exc
+    return value
+
+
+_URL_SCHEMES = ("sqlite:///", "postgresql+psycopg://", "postgresql://")
+
+
+def _database_url(value: str) -> str:
+    if not value.startswith(_URL_SCHEMES):
+        raise _Rejected
+    if value.startswith("postgresql://"):
+        value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+    try:
+        make_url(value)
+    except (ArgumentError, ValueError) as exc:
+        raise _Rejected("not a parseable URL") from exc
+    return value
+
+
+def _check_database(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The password goes with PostgreSQL only, and only once."""
+    url, password = values.get("url"), values.get("password")
+    if not isinstance(url, Secret) or password is None:
+        return []
+    parsed = make_url(url.reveal())
+    if parsed.get_backend_name() == "sqlite":
+        return [("password", "given, but database.url is SQLite, which takes no password; remove it")]
+    if parsed.password is not None:
+        return [("password", "given, but database.url already contains a password; keep only one")]
+    return []
+
+
+SCHEMA: tuple[Section, ...] = (
+    Section(
+        "isp",
+        {
+            "name": Key(Kind.STR, required=True),
+            "currency": Key(
+                Kind.STR,
+                required=True,
+                convert=_currency,
+                expected="an uppercase ISO 4217 code with known minor units (one of "
+                + ", ".join(sorted(CURRENCY_MINOR_UNITS))
+                + ")",
+            ),
+            "time_zone": Key(
+                Kind.STR,
+                required=True,
+                convert=_time_zone,
+                expected='an IANA time zone name such as "Europe/Berlin" or "UTC"',
+            ),
+        },
+        build=IspSettings,
+        required=True,
+    ),
+    Section(
+        "database",
+        {
+            "url": Key(
+                Kind.SECRET,
+                required=True,
+                convert=_database_url,
+                expected="a URL starting with sqlite:///, postgresql:// or postgresql+psycopg://"
+                ' (inline, { env = "VAR_NAME" } or { file = "/path/to/file" })',
+            ),
+            "password": Key(Kind.SECRET),
+            "pool_size": Key(Kind.INT, default=10, low=1, high=200),
+            "pool_timeout_s": Key(Kind.FLOAT, default=30.0, low=0.1, high=300.0, unit="seconds"),
+            "statement_timeout_ms": Key(
+                Kind.INT, default=30_000, low=0, high=3_600_000, unit="milliseconds, 0 = no limit"
+            ),
+            "echo": Key(Kind.BOOL, default=False),
+        },
+        build=Database,
+        required=True,
+        check=_check_database,
+    ),
+    Section(
+        "logging",
+        {
+            "level": Key(Kind.CHOICE, default="info", choices=("debug", "info", "warning", "error")),
+            "format": Key(Kind.CHOICE, default="text", choices=("text", "json")),
+        },
+        build=LoggingSettings,
+    ),
+    Section(
+        "cli",
+        {"page_size": Key(Kind.INT, default=50, low=1, high=10_000)},
+        build=CliSettings,
+    ),
+)
+
+
+# --------------------------------------------------------------------------- the loader
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$BILLING_CONFIG`` if set, else the system file if it exists, else ``conf/billing.toml``.
+
+    The last is relative to the current directory, so a checkout works without installing.
+    """
+    env = os.environ if env is None else env
+    if env.get("BILLING_CONFIG"):
+        return Path(env["BILLING_CONFIG"])
+    if SYSTEM_CONFIG_PATH.exists():
+        return SYSTEM_CONFIG_PATH
+    return Path("conf") / "billing.toml"
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and return the config at ``path``; raise :class:`ConfigError` if bad.
+
+    ``env`` supplies the variables that ``{ env = "VAR" }`` secrets read (default:
+    ``os.environ``), so tests and tools need not touch the process environment.
+    """
+    source = Path(path)
+    loader = _Loader(source, os.environ if env is None else env)
+    config = loader.load()
+    if loader.problems or config is None:
+        raise ConfigError(loader.problems)
+    return config
+
+
+_TOML_POSITION = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+
+
+class _Loader:
+    """Walks :data:`SCHEMA` over one parsed file, collecting problems instead of stopping."""
+
+    def __init__(self, source: Path, env: Mapping[str, str]) -> None:
+        self.source = source
+        self.file = str(source)
+        self.env = env
+        self.problems: list[Problem] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(Problem(self.file, key, message))
+
+    def load(self) -> Config | None:
+        data = self.parse()
+        if data is None:
+            return None
+        known = {s.name: s for s in SCHEMA}
+        for name in data:
+            if name not in known:
+                self.problem(name, _unknown("table", name, known, "known tables"))
+        built = {s.name: self.section(s, data.get(s.name)) for s in SCHEMA}
+        if self.problems:
+            return None
+        return Config(source=self.source, **built)
+
+    def parse(self) -> dict[str, Any] | None:
+        """Read and parse the file; a bad file is one problem, with the line when known."""
+        try:
+            text = self.source.read_bytes().decode("utf-8")
+        except OSError as exc:
+            self.problem("", f"cannot read config file: {exc.strerror or exc}")
+            return None
+        except UnicodeDecodeError as exc:
+            self.problem("", f"invalid TOML: not UTF-8 (byte {exc.start})")
+            return None
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            match = _TOML_POSITION.match(str(exc))
+            if match:
+                where = f"line {match['line']}, column {match['column']}"
+                self.problem("", f"invalid TOML at {where}: {match['what']}")
+            else:
+                self.problem("", f"invalid TOML: {exc}")
+            return None
+
+    def section(self, spec: Section, raw: object) -> Any:
+        """Validate one table and build its dataclass (``None`` if anything was wrong)."""
+        if raw is None:
+            if spec.required:
+                required = ", ".join(k for k, key in spec.keys.items() if key.required)
+                self.problem(spec.name, f"missing table [{spec.name}] (required keys: {required})")
+                return None
+            raw = {}
+        if not isinstance(raw, dict):
+            self.problem(spec.name, f"expected a table [{spec.name}], got {_show(raw)}")
+            return None
+        before = len(self.problems)
+        for name in raw:
+            if name not in spec.keys:
+                message = _unknown("key", name, spec.keys, f"known keys of [{spec.name}]")
+                self.problem(f"{spec.name}.{name}", message)
+        values: dict[str, Any] = {}
+        for name, key in spec.keys.items():
+            dotted = f"{spec.name}.{name}"
+            values[name] = self.value(dotted, key, raw[name]) if name in raw else self.absent(dotted, key)
+        if len(self.problems) > before:
+            return None
+        if spec.check is not None:
+            for name, message in spec.check(values):
+                self.problem(f"{spec.name}.{name}", message)
+            if len(self.problems) > before:
+                return None
+        return spec.build(**values)
+
+    def absent(self, dotted: str, key: Key) -> Any:
+        if key.required:
+            self.problem(dotted, f"required key missing; expected {key.describe()}")
+        return key.default
+
+    def value(self, dotted: str, key: Key, raw: object) -> Any:
+        """Type-check, range-check and convert one present value; ``None`` on a problem."""
+        if key.kind is Kind.SECRET:
+            return self.secret(dotted, key, raw)
+        value = self.typed(key, raw)
+        if value is _INVALID:
+            self.problem(dotted, f"expected {key.describe()}, got {_show(raw)}")
+            return None
+        return self.converted(dotted, key, value, shown=_show(raw))
+
+    def converted(self, dotted: str, key: Key, value: Any, shown: str) -> Any:
+        if key.convert is None:
+            return value
+        try:
+            return key.convert(value)
+        except _Rejected as exc:
+            reason = f" ({exc})" if str(exc) else ""
+            self.problem(dotted, f"expected {key.describe()}, got {shown}{reason}")
+            return None
+
+    @staticmethod
+    def typed(key: Key, raw: object) -> Any:
+        """The value if it has the key's type and range, else :data:`_INVALID`."""
+        if key.kind is Kind.BOOL:
+            return raw if isinstance(raw, bool) else _INVALID
+        if key.kind in (Kind.STR, Kind.CHOICE):
+            if not isinstance(raw, str) or not raw.strip():
+                return _INVALID
+            return raw if key.kind is Kind.STR or raw in key.choices else _INVALID
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return _INVALID
+        if key.kind is Kind.INT and not isinstance(raw, int):
+            return _INVALID
+        number: int | float = raw if key.kind is Kind.INT else float(raw)
+        if math.isnan(number) or (key.low is not None and number < key.low):
+            return _INVALID
+        if key.high is not None and number > key.high:
+            return _INVALID
+        return number
+
+    def secret(self, dotted: str, key: Key, raw: object) -> Secret | None:
+        """Resolve an inline, ``{ env = ... }`` or ``{ file = ... }`` secret; never echo it."""
+        if isinstance(raw, str):
+            value, origin = raw, "written inline"
+        elif isinstance(raw, dict) and len(raw) == 1 and isinstance(next(iter(raw.values())), str):
+            [(kind, ref)] = raw.items()
+            if kind == "env":
+                if ref not in self.env:
+                    self.problem(dotted, f"environment variable {ref} is not set")
+                    return None
+                value, origin = self.env[ref], f"from environment variable {ref}"
+            elif kind == "file":
+                path = Path(ref).expanduser()
+                path = path if path.is_absolute() else self.source.parent / path
+                try:
+                    value = path.read_text(encoding="utf-8").rstrip("\r\n")
+                except (OSError, UnicodeDecodeError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8"
+                    self.problem(dotted, f"cannot read secret file {path}: {reason}")
+                    return None
+                origin = f"from file {path}"
+            else:
+                self.problem(dotted, f"expected {key.describe()}, got a table with key {json.dumps(kind)}")
+                return None
+        else:
+            self.problem(dotted, f"expected {key.describe()}, got {_show(raw, secret=True)}")
+            return None
+        if not value.strip():
+            self.problem(dotted, f"expected {key.describe()}, got an empty value {origin}")
+            return None
+        converted = self.converted(dotted, key, value, shown=f"a value {origin} (not shown: secret)")
+        return None if converted is None else Secret(converted)
+
+
+_INVALID = object()
+
+
+def _unknown(what: str, name: str, known: Mapping[str, Any], label: str) -> str:
+    """'unknown key', a close-match hint for typos, and the list of known names."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown {what}{hint}; {label}: {', '.join(known)}"
+
+
+def _show(value: object, secret: bool = False) -> str:
+    """Render a TOML value for an error message the way the operator wrote it."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if secret:
+        return f"a {_toml_type(value)} (not shown: secret)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return repr(value)
+
+
+def _toml_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, datetime | date | time):
+        return "date/time"
+    return "string"

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models per domain concept, the engine factory and Alembic migrations."""

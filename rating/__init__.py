@@ -1,0 +1,1 @@
+"""Pure pricing: money arithmetic, tariffs and rating. Imports nothing of ours and does no I/O."""

@@ -1,0 +1,84 @@
+"""Money as ``Decimal``: strict parsing and the single rounding step to a currency's minor unit.
+
+Amounts are stored with six fraction digits (``NUMERIC(20,6)``); rounding to the currency's minor
+unit happens once, where a document needs it (invoice line, payment), with ROUND_HALF_UP unless a
+tariff says otherwise. Floats are refused everywhere: they cannot hold 0.1 exactly.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+STORAGE_PLACES = 6
+"""Fraction digits kept in storage and in the ledger."""
+
+MAX_ABS_AMOUNT = Decimal("99999999999999.999999")
+"""Largest magnitude that fits ``NUMERIC(20,6)``."""
+
+_QUANTUM = Decimal(1).scaleb(-STORAGE_PLACES)
+_MAX_MICROS = int(MAX_ABS_AMOUNT.scaleb(STORAGE_PLACES))
+
+
+class MoneyError(ValueError):
+    """An amount that is not a valid money value (not a number, too precise, out of range)."""
+
+
+def parse_amount(text: str | Decimal | int, *, field: str = "amount") -> Decimal:
+    """Parse an operator- or machine-supplied amount exactly, naming ``field`` in any error.
+
+    Accepts ``Decimal``, ``int`` and decimal strings such as ``"12.50"``; refuses floats,
+    NaN/infinity, exponents that hide precision, more than six fraction digits and values
+    outside ``NUMERIC(20,6)``.
+    """
+    if isinstance(text, bool | float):
+        raise MoneyError(f"{field}: expected a decimal number, got a {type(text).__name__}")
+    if isinstance(text, Decimal):
+        value = text
+    elif isinstance(text, int):
+        value = Decimal(text)
+    else:
+        raw = str(text).strip().replace("_", "")
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise MoneyError(f"{field}: expected a decimal number such as 12.50, got {text!r}") from None
+    return check_storable(value, field=field)
+
+
+def check_storable(value: Decimal, *, field: str = "amount") -> Decimal:
+    """Return ``value`` unchanged if it can be stored exactly, else raise ``MoneyError``."""
+    to_micros(value, field=field)
+    return value
+
+
+def to_micros(value: Decimal, *, field: str = "amount") -> int:
+    """Exact integer count of millionths (the SQLite storage form, and what seals hash).
+
+    Raises ``MoneyError`` naming ``field`` for NaN/infinity, more than six fraction digits or a
+    magnitude outside ``NUMERIC(20,6)``. This is on the ledger's hot path: keep it cheap.
+    """
+    try:
+        scaled = value.scaleb(STORAGE_PLACES)
+        micros = int(scaled)
+    except (ValueError, OverflowError):
+        raise MoneyError(f"{field}: expected a finite number, got {value}") from None
+    if scaled != micros:
+        raise MoneyError(f"{field}: at most {STORAGE_PLACES} fraction digits, got {value}")
+    if not -_MAX_MICROS <= micros <= _MAX_MICROS:
+        raise MoneyError(f"{field}: magnitude above {MAX_ABS_AMOUNT}, got {value}")
+    return micros
+
+
+def from_micros(micros: int) -> Decimal:
+    """Inverse of :func:`to_micros`, always with six fraction digits."""
+    return Decimal(micros).scaleb(-STORAGE_PLACES).quantize(_QUANTUM)
+
+
+def round_to_minor(value: Decimal, minor_units: int, rounding: str = ROUND_HALF_UP) -> Decimal:
+    """The one rounding step: to the currency's minor unit (2 for EUR, 0 for JPY)."""
+    return value.quantize(Decimal(1).scaleb(-minor_units), rounding=rounding)
+
+
+def normalize(value: Decimal) -> Decimal:
+    """Six-fraction-digit form, used wherever amounts are compared or hashed."""
+    return check_storable(value).quantize(_QUANTUM)
