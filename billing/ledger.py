@@ -161,14 +161,14 @@ def post_batch(session: Session, requests: Sequence[TransactionRequest]) -> list
         return []
     unique = _dedupe(requests)
     facts = _account_facts(session, {leg.ledger_account_id for r in unique for leg in r.legs})
-    new = [_validated(request, facts) for request in unique]
+    new = {request.idempotency_key: _validated(request, facts) for request in unique}
 
     try:
-        inserted = writes.insert_transactions(session, new, utcnow())
+        inserted = writes.insert_transactions(session, list(new.values()), utcnow())
     except DBAPIError:
         _FACTS.pop(session.get_bind().engine, None)  # a cached fact may be stale (rolled-back account)
         raise
-    existing = _load_existing(session, [t.idempotency_key for t in new if t.idempotency_key not in inserted])
+    existing = _load_existing(session, [key for key in new if key not in inserted])
     deltas: dict[int, Decimal] = defaultdict(Decimal)
     results: dict[str, PostedTransaction] = {}
     for request in unique:
@@ -178,15 +178,23 @@ def post_batch(session: Session, requests: Sequence[TransactionRequest]) -> list
             for leg in request.legs:
                 deltas[leg.ledger_account_id] += leg.amount
             continue
-        txn_id, content_hash = existing[key]
-        if content_hash != request.content_hash:
+        txn_id, recorded_hash = existing[key]
+        if recorded_hash != new[key].content_hash:
             raise IdempotencyConflict(
                 f"idempotency key {key!r} was posted before as transaction {txn_id} with other content"
             )
         results[key] = PostedTransaction(txn_id, key, False)
     lock_order = sorted(deltas, key=lambda a: writes.lock_order_key(facts[a][1], a))
     writes.add_to_balances(session, deltas, lock_order)
-    return [results[r.idempotency_key] for r in requests]
+    answered: set[str] = set()
+    out = []
+    for request in requests:  # a key repeated in the batch was created once: later copies say so
+        result = results[request.idempotency_key]
+        if request.idempotency_key in answered and result.created:
+            result = PostedTransaction(result.id, result.idempotency_key, False)
+        answered.add(request.idempotency_key)
+        out.append(result)
+    return out
 
 
 def reverse(
@@ -296,6 +304,7 @@ def _validated(request: TransactionRequest, facts: dict[int, tuple[str, str]]) -
         raise UnbalancedTransaction(f"{key}: a transaction needs at least two legs, got {len(request.legs)}")
     sums: dict[str, int] = {}
     postings = []
+    hashed = []
     for leg in request.legs:
         if type(leg.amount) is not Decimal:
             raise LedgerError(f"{key}: amount must be Decimal, got {type(leg.amount).__name__}")
@@ -307,6 +316,7 @@ def _validated(request: TransactionRequest, facts: dict[int, tuple[str, str]]) -
             raise UnbalancedTransaction(f"{key}: a leg of zero on ledger account {leg.ledger_account_id}")
         currency = facts[leg.ledger_account_id][0]
         sums[currency] = sums.get(currency, 0) + micros
+        hashed.append((leg.ledger_account_id, micros))
         postings.append(writes.NewPosting(len(postings) + 1, leg.ledger_account_id, leg.amount, currency))
     unbalanced = {c: from_micros(m) for c, m in sums.items() if m}
     if unbalanced:
@@ -319,7 +329,7 @@ def _validated(request: TransactionRequest, facts: dict[int, tuple[str, str]]) -
         request.effective_at,
         request.reverses_id,
         request.operator_id,
-        request.content_hash,
+        content_hash(request.kind, request.reverses_id, hashed),
         tuple(postings),
     )
 

@@ -15,6 +15,7 @@ from billing.db.ledger import LedgerAccount, LedgerTransaction, Posting
 from billing.ledger import Leg, TransactionRequest
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+INSERT = "INSERT INTO postings (transaction_id, leg, ledger_account_id, amount, currency) VALUES "
 
 
 def _accounts(sessions: sessionmaker[Session], currency: str = "EUR") -> tuple[int, int]:
@@ -193,3 +194,33 @@ def test_ledger_transactions_are_append_only_in_the_database(sessions: sessionma
         ledger.post(s, _charge("c1", sub, rev, "5"))
     with pytest.raises(DBAPIError, match="append-only"), sessions.begin() as s:
         s.execute(text("UPDATE ledger_transactions SET description = 'x'"))
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        (
+            INSERT + "(:t, 3, :a, 1, 'USD')",
+            "currency|kept in",
+        ),
+        (
+            INSERT + "(:t, 3, 999999, 1, 'EUR')",
+            "missing|kept in",
+        ),
+        (
+            INSERT + "(999999, 1, :a, 1, 'EUR')",
+            "missing",
+        ),
+        ("DELETE FROM ledger_accounts WHERE id = :a", "never deleted"),
+        ("UPDATE ledger_accounts SET currency = 'USD' WHERE id = :a", "never deleted"),
+    ],
+)
+def test_database_refuses_postings_without_their_references(
+    sessions: sessionmaker[Session], statement: str, message: str
+) -> None:
+    """Triggers stand in for foreign keys: a posting needs its transaction and an account in its currency."""
+    sub, rev = _accounts(sessions)
+    with sessions.begin() as s:
+        txn = ledger.post(s, _charge("c1", sub, rev, "5"))
+    with pytest.raises(DBAPIError, match=message), sessions.begin() as s:
+        s.execute(text(statement), {"t": txn.id, "a": sub})

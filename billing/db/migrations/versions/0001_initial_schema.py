@@ -48,7 +48,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_accounts")),
         sa.UniqueConstraint("code", name=op.f("uq_ledger_accounts_code")),
-        sa.UniqueConstraint("id", "currency", name=op.f("uq_ledger_accounts_id_currency")),
     )
     op.create_table(
         "operators",
@@ -153,7 +152,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_transactions")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_ledger_transactions_idempotency_key")),
-        sa.UniqueConstraint("reverses_id", name=op.f("uq_ledger_transactions_reverses_id")),
+    )
+    op.create_index(
+        "uq_ledger_transactions_reverses_id",
+        "ledger_transactions",
+        ["reverses_id"],
+        unique=True,
+        postgresql_where=sa.text("reverses_id IS NOT NULL"),
+        sqlite_where=sa.text("reverses_id IS NOT NULL"),
     )
     op.create_index(
         "ix_ledger_transactions_effective_at",
@@ -251,16 +257,6 @@ def upgrade() -> None:
         sa.Column("amount", Money(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.CheckConstraint("amount <> 0", name=op.f("ck_postings_amount_nonzero")),
-        sa.ForeignKeyConstraint(
-            ["ledger_account_id", "currency"],
-            ["ledger_accounts.id", "ledger_accounts.currency"],
-            name=op.f("fk_postings_ledger_account_id_ledger_accounts"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["transaction_id"],
-            ["ledger_transactions.id"],
-            name=op.f("fk_postings_transaction_id_ledger_transactions"),
-        ),
         sa.PrimaryKeyConstraint("transaction_id", "leg", name=op.f("pk_postings")),
     )
     op.create_index(
@@ -268,6 +264,7 @@ def upgrade() -> None:
     )
 
     _forbid_changes()
+    _check_posting_references()
     _seed_roles()
 
 
@@ -338,6 +335,71 @@ def _forbid_changes() -> None:
                 )
 
 
+def _check_posting_references() -> None:
+    """Every posting refers to an existing transaction and to an account kept in its currency.
+
+    Done by triggers instead of foreign keys (see ``billing.db.ledger.Posting``): one set-based
+    check per statement on PostgreSQL, a row check on SQLite. Ledger accounts are never deleted
+    and their id, currency and kind never change, so a reference once checked stays valid.
+    """
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            """
+            CREATE FUNCTION billing_check_new_postings() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE bad record;
+            BEGIN
+                SELECT n.transaction_id, n.leg, n.ledger_account_id, n.currency INTO bad
+                FROM new_postings n
+                LEFT JOIN ledger_accounts a ON a.id = n.ledger_account_id AND a.currency = n.currency
+                LEFT JOIN ledger_transactions t ON t.id = n.transaction_id
+                WHERE a.id IS NULL OR t.id IS NULL
+                LIMIT 1;
+                IF FOUND THEN
+                    RAISE EXCEPTION 'posting (transaction %, leg %) refers to a missing transaction '
+                        'or to ledger account % not kept in %',
+                        bad.transaction_id, bad.leg, bad.ledger_account_id, bad.currency
+                        USING ERRCODE = 'foreign_key_violation';
+                END IF;
+                RETURN NULL;
+            END $$
+            """
+        )
+        op.execute(
+            "CREATE TRIGGER postings_references AFTER INSERT ON postings REFERENCING NEW TABLE AS new_postings "
+            "FOR EACH STATEMENT EXECUTE FUNCTION billing_check_new_postings()"
+        )
+        op.execute(
+            "CREATE FUNCTION billing_forbid_account_change() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN RAISE EXCEPTION 'ledger accounts are never deleted and keep their id, currency and kind' "
+            "USING ERRCODE = 'restrict_violation'; END $$"
+        )
+        op.execute(
+            "CREATE TRIGGER ledger_accounts_fixed BEFORE DELETE OR UPDATE OF id, currency, kind ON ledger_accounts "
+            "FOR EACH ROW EXECUTE FUNCTION billing_forbid_account_change()"
+        )
+        op.execute(
+            "CREATE TRIGGER ledger_accounts_no_truncate BEFORE TRUNCATE ON ledger_accounts "
+            "FOR EACH STATEMENT EXECUTE FUNCTION billing_forbid_account_change()"
+        )
+    else:
+        op.execute(
+            "CREATE TRIGGER postings_references BEFORE INSERT ON postings WHEN "
+            "NOT EXISTS (SELECT 1 FROM ledger_accounts WHERE id = NEW.ledger_account_id AND currency = NEW.currency) "
+            "OR NOT EXISTS (SELECT 1 FROM ledger_transactions WHERE id = NEW.transaction_id) "
+            "BEGIN SELECT RAISE(ABORT, 'posting refers to a missing transaction "
+            "or to a ledger account not kept in its currency'); END"
+        )
+        message = "ledger accounts are never deleted and keep their id, currency and kind"
+        op.execute(
+            f"CREATE TRIGGER ledger_accounts_no_delete BEFORE DELETE ON ledger_accounts "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+        )
+        op.execute(
+            f"CREATE TRIGGER ledger_accounts_fixed BEFORE UPDATE OF id, currency, kind ON ledger_accounts "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+        )
+
+
 def _seed_roles() -> None:
     roles = sa.table(
         "roles",
@@ -363,6 +425,11 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
         op.execute("DROP FUNCTION IF EXISTS billing_forbid_change()")
+        op.execute("DROP TRIGGER IF EXISTS postings_references ON postings")
+        op.execute("DROP FUNCTION IF EXISTS billing_check_new_postings()")
+        op.execute("DROP TRIGGER IF EXISTS ledger_accounts_fixed ON ledger_accounts")
+        op.execute("DROP TRIGGER IF EXISTS ledger_accounts_no_truncate ON ledger_accounts")
+        op.execute("DROP FUNCTION IF EXISTS billing_forbid_account_change()")
     op.drop_index("ix_postings_account_txn", table_name="postings")
 
     op.drop_table("postings")
