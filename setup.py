@@ -7,7 +7,9 @@ setup(
     version="0.1.0",
     description="Convergent billing server for internet and TV providers (RADIUS AAA, rating, ledger)",
     python_requires=">=3.11,<3.12",  # spyne 2.14 does not import on 3.12+
-    packages=find_packages(include=["aaa*", "rating*", "billing*", "nms_adapters*", "cas_adapters*", "simulators*"]),
+    packages=find_packages(
+        include=["aaa*", "rating*", "billing*", "nms_adapters*", "cas_adapters*", "simulators*"]
+    ),
     package_data={"billing.db": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"]},
     install_requires=[
         "pyrad>=2.6,<3",

@@ -294,9 +294,7 @@ def decode(datagram: bytes | bytearray | memoryview) -> RadiusPacket:
     return RadiusPacket(_CODES.get(code, code), identifier, authenticator, tuple(attributes), data)
 
 
-def _decode_vendor_specific(
-    data: bytes, start: int, end: int, append: Callable[[Attribute], None]
-) -> None:
+def _decode_vendor_specific(data: bytes, start: int, end: int, append: Callable[[Attribute], None]) -> None:
     """Split one Vendor-Specific attribute (RFC 2865 §5.26 format) into sub-attributes."""
     if end - start < 8:  # type, length, vendor id, one sub-attribute header
         raise MalformedPacket(Defect.VENDOR_SPECIFIC_TOO_SHORT, f"length {end - start} at offset {start}")

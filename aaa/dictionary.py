@@ -260,4 +260,3 @@ def _named_values(data_type: DataType, encoded: Mapping[str, bytes]) -> tuple[di
     values = {name: struct.unpack(fmt, raw)[0] for name, raw in encoded.items()}
     names = {number: name for name, number in values.items()}
     return values, names
-

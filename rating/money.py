@@ -82,3 +82,12 @@ def round_to_minor(value: Decimal, minor_units: int, rounding: str = ROUND_HALF_
 def normalize(value: Decimal) -> Decimal:
     """Six-fraction-digit form, used wherever amounts are compared or hashed."""
     return check_storable(value).quantize(_QUANTUM)
+
+
+def format_amount(value: Decimal, places: int = 2) -> str:
+    """Text for people: ``places`` fraction digits when that is exact, every digit otherwise.
+
+    Display only: nothing is rounded (12.5 shows as 12.50, 0.000001 stays 0.000001).
+    """
+    rounded = value.quantize(Decimal(1).scaleb(-places))
+    return f"{rounded if rounded == value else value.normalize():,f}"

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rating.money import MAX_ABS_AMOUNT, MoneyError, from_micros, parse_amount, round_to_minor, to_micros
+from rating.money import (
+    MAX_ABS_AMOUNT,
+    MoneyError,
+    format_amount,
+    from_micros,
+    parse_amount,
+    round_to_minor,
+    to_micros,
+)
 
 storable = st.decimals(min_value=-MAX_ABS_AMOUNT, max_value=MAX_ABS_AMOUNT, places=6, allow_nan=False)
 
@@ -46,3 +54,17 @@ def test_round_to_minor_is_half_up_once() -> None:
     assert round_to_minor(Decimal("2.005"), 2) == Decimal("2.01")
     assert round_to_minor(Decimal("-2.005"), 2) == Decimal("-2.01")
     assert round_to_minor(Decimal("1234.5"), 0) == Decimal("1235")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("12.5", "12.50"),
+        ("-24.900000", "-24.90"),
+        ("0.000001", "0.000001"),
+        ("1234567.1", "1,234,567.10"),
+        ("0", "0.00"),
+    ],
+)
+def test_format_amount_shows_cents_when_exact_and_never_rounds(value: str, shown: str) -> None:
+    assert format_amount(Decimal(value)) == shown

@@ -14,6 +14,7 @@ import click
 
 from billing.cli import output
 from billing.cli.context import AppState, CliFailure, local_midnight, parse_date
+from rating.money import format_amount
 
 
 @click.group("ledger")
@@ -58,9 +59,10 @@ def adjust(
 
     def render(r: Any) -> None:
         verb = "posted" if r.created else "already posted (same key)"
+        amount = ("+" if r.amount > 0 else "") + format_amount(r.amount)
         output.done(
-            f"{verb}: transaction {r.transaction_id}, {r.amount:+} {r.currency} on {r.account_number} "
-            f"({r.reason}); balance {r.balance} {r.currency}"
+            f"{verb}: transaction {r.transaction_id}, {amount} {r.currency} on {r.account_number} "
+            f"({r.reason}); balance {format_amount(r.balance)} {r.currency}"
         )
 
     output.emit(result, as_json, render)
@@ -132,9 +134,9 @@ def balance(state: AppState, account_number: str, as_json: bool) -> None:
         lambda b: output.fields(
             f"Account {b.account_number}",
             [
-                ("balance", f"{b.balance} {b.currency}"),
-                ("credit limit", f"{b.credit_limit} {b.currency}"),
-                ("available", f"{b.available} {b.currency}"),
+                ("balance", f"{format_amount(b.balance)} {b.currency}"),
+                ("credit limit", f"{format_amount(b.credit_limit)} {b.currency}"),
+                ("available", f"{format_amount(b.available)} {b.currency}"),
             ],
         ),
     )

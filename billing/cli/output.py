@@ -43,11 +43,16 @@ def emit(result: Any, as_json: bool, render: Callable[[Any], None]) -> None:
 
 
 def text(value: Any) -> str:
-    """One table cell: times in UTC without microseconds, None as empty."""
+    """One table cell: times in UTC without microseconds, amounts in cents when exact, None as empty."""
+    from decimal import Decimal
+
     from billing.audit import json_safe
+    from rating.money import format_amount
 
     if value is None:
         return ""
+    if isinstance(value, Decimal):
+        return format_amount(value)
     if isinstance(value, list | tuple):
         return ", ".join(text(v) for v in value)
     safe = json_safe(value)

@@ -1,0 +1,39 @@
+# The two commands: `make demo` and `make test`. Both set up .venv on a fresh machine first.
+#   make demo [DURATION=N]   migrate var/demo.db (SQLite) and run a month of billing; stops within N s
+#   make test                install the test extras, lint, and run pytest (SQLite, plus PostgreSQL
+#                            when reachable; BILLING_TEST_PG=required makes it mandatory)
+#   make bench               the ledger benchmark on PostgreSQL (figures, not a test)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DURATION ?= 60
+DEMO_CONFIG := conf/demo.toml
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (spyne does not import on 3.12+); set PYTHON=")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+demo: $(STAMP)
+	@mkdir -p var
+	@rm -f var/demo.db var/demo.db-wal var/demo.db-shm
+	$(BIN)/billing-admin --config $(DEMO_CONFIG) db upgrade
+	$(BIN)/python -m billing.demo --config $(DEMO_CONFIG) --duration $(DURATION)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check --quiet .
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/ledger.py
+
+clean:
+	rm -rf $(VENV) var *.egg-info
