@@ -81,15 +81,14 @@ class Fixture:
         _admin(self.admin_url, f"DROP DATABASE {self.name} WITH (FORCE)")
 
 
-def single_posts(fx: Fixture, threads: int, seconds: float) -> float:
-    """Transactions/s, each its own DB transaction, from ``threads`` threads for ``seconds``."""
+def _threads_posting(threads: int, seconds: float, post_one: Callable[[], object]) -> float:
+    """Transactions/s when ``threads`` threads call ``post_one`` in a loop for ``seconds``."""
     done = [0] * threads
     deadline = time.perf_counter() + seconds
 
     def worker(slot: int) -> None:
         while time.perf_counter() < deadline:
-            with fx.sessions.begin() as s:
-                ledger.post(s, fx.request())
+            post_one()
             done[slot] += 1
 
     started = time.perf_counter()
@@ -101,25 +100,20 @@ def single_posts(fx: Fixture, threads: int, seconds: float) -> float:
     return sum(done) / (time.perf_counter() - started)
 
 
+def single_posts(fx: Fixture, threads: int, seconds: float) -> float:
+    """Each post its own DB transaction and commit."""
+
+    def post_one() -> None:
+        with fx.sessions.begin() as s:
+            ledger.post(s, fx.request())
+
+    return _threads_posting(threads, seconds, post_one)
+
+
 def grouped_posts(fx: Fixture, threads: int, seconds: float) -> float:
-    """Like :func:`single_posts`, but every thread posts through one group-committing writer."""
-    done = [0] * threads
-    deadline = time.perf_counter() + seconds
+    """Every thread posts through one group-committing writer (:class:`LedgerPoster`)."""
     with LedgerPoster(fx.sessions) as poster:
-
-        def worker(slot: int) -> None:
-            while time.perf_counter() < deadline:
-                poster.post(fx.request())
-                done[slot] += 1
-
-        started = time.perf_counter()
-        pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-        elapsed = time.perf_counter() - started
-    return sum(done) / elapsed
+        return _threads_posting(threads, seconds, lambda: poster.post(fx.request()))
 
 
 def batch_post(fx: Fixture, size: int) -> float:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
-from weakref import WeakKeyDictionary
+from typing import NamedTuple
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,8 @@ from billing.db.types import utcnow
 from rating.money import MoneyError, from_micros, to_micros
 
 _CHUNK = 1000
+_CHECK_VIOLATION = "23514"
+"""SQLSTATE the postings trigger raises for a transaction unbalanced in some currency."""
 _KEY_MAX = 200
 
 
@@ -86,8 +88,7 @@ class TransactionRequest:
         )
 
 
-@dataclass(frozen=True)
-class PostedTransaction:
+class PostedTransaction(NamedTuple):
     """Result of a post: ``created`` is False when the key had been posted before."""
 
     id: int
@@ -154,44 +155,48 @@ def post(session: Session, request: TransactionRequest) -> PostedTransaction:
 def post_batch(session: Session, requests: Sequence[TransactionRequest]) -> list[PostedTransaction]:
     """Post many transactions in the caller's DB transaction; results are in request order.
 
-    All requests are validated before anything is written; any error leaves the batch unwritten
-    once the caller rolls back. Balance updates are summed per account and applied once each.
+    Any error means the caller must roll back (what was checked in Python is checked before
+    anything is written; what the database checks aborts its transaction). Balance updates are
+    summed per account and applied once each.
     """
     if not requests:
         return []
     unique = _dedupe(requests)
-    facts = _account_facts(session, {leg.ledger_account_id for r in unique for leg in r.legs})
-    new = {request.idempotency_key: _validated(request, facts) for request in unique}
-
+    new = {request.idempotency_key: _validated(request) for request in unique}
+    currencies = _checked_currencies(session, new) if writes.needs_currencies(session, len(new)) else None
     try:
-        inserted = writes.insert_transactions(session, list(new.values()), utcnow())
-    except DBAPIError:
-        _FACTS.pop(session.get_bind().engine, None)  # a cached fact may be stale (rolled-back account)
+        inserted = writes.insert_transactions(session, list(new.values()), utcnow(), currencies)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _CHECK_VIOLATION:  # the postings trigger
+            raise UnbalancedTransaction(str(exc.orig).splitlines()[0]) from None
         raise
     existing = _load_existing(session, [key for key in new if key not in inserted])
-    deltas: dict[int, Decimal] = defaultdict(Decimal)
+    deltas: dict[int, int] = defaultdict(int)  # in millionths: int sums are exact and fast
     results: dict[str, PostedTransaction] = {}
-    for request in unique:
-        key = request.idempotency_key
+    for key, txn in new.items():
         if key in inserted:
             results[key] = PostedTransaction(inserted[key], key, True)
-            for leg in request.legs:
-                deltas[leg.ledger_account_id] += leg.amount
-            continue
-        txn_id, recorded_hash = existing[key]
-        if recorded_hash != new[key].content_hash:
-            raise IdempotencyConflict(
-                f"idempotency key {key!r} was posted before as transaction {txn_id} with other content"
-            )
-        results[key] = PostedTransaction(txn_id, key, False)
-    lock_order = sorted(deltas, key=lambda a: writes.lock_order_key(facts[a][1], a))
-    writes.add_to_balances(session, deltas, lock_order)
+            for posting in txn.postings:
+                deltas[posting.ledger_account_id] += to_micros(posting.amount)
+        elif key in existing:
+            txn_id, recorded_hash = existing[key]
+            if recorded_hash != txn.content_hash:
+                raise IdempotencyConflict(
+                    f"idempotency key {key!r} was posted before as transaction {txn_id} with other content"
+                )
+            results[key] = PostedTransaction(txn_id, key, False)
+        else:  # neither inserted nor there: skipped by the database for an unknown account
+            _known_currencies(session, {p.ledger_account_id for p in txn.postings})  # raises, naming it
+            raise LedgerError(f"{key}: refused by the database")
+    writes.add_to_balances(session, {a: from_micros(m) for a, m in deltas.items()})
+    if len(results) == len(requests):
+        return [results[r.idempotency_key] for r in requests]
     answered: set[str] = set()
     out = []
     for request in requests:  # a key repeated in the batch was created once: later copies say so
         result = results[request.idempotency_key]
         if request.idempotency_key in answered and result.created:
-            result = PostedTransaction(result.id, result.idempotency_key, False)
+            result = result._replace(created=False)
         answered.add(request.idempotency_key)
         out.append(result)
     return out
@@ -293,8 +298,12 @@ def _dedupe(requests: Sequence[TransactionRequest]) -> list[TransactionRequest]:
     return list(seen.values())
 
 
-def _validated(request: TransactionRequest, facts: dict[int, tuple[str, str]]) -> writes.NewTransaction:
-    """Check a request against the rules and turn it into rows to insert (one pass: hot path)."""
+def _validated(request: TransactionRequest) -> writes.NewTransaction:
+    """Check a request's shape and amounts and turn it into rows to insert (hot path: one pass).
+
+    The legs must sum to zero; per currency is checked where currencies are known: by
+    :func:`_checked_currencies`, or by the database's postings trigger on PostgreSQL.
+    """
     key = request.idempotency_key
     if not key or len(key) > _KEY_MAX:
         raise LedgerError(f"idempotency_key: expected 1 to {_KEY_MAX} characters, got {len(key)}")
@@ -302,7 +311,7 @@ def _validated(request: TransactionRequest, facts: dict[int, tuple[str, str]]) -
         raise LedgerError(f"{key}: effective_at must be timezone-aware")
     if len(request.legs) < 2:
         raise UnbalancedTransaction(f"{key}: a transaction needs at least two legs, got {len(request.legs)}")
-    sums: dict[str, int] = {}
+    total = 0
     postings = []
     hashed = []
     for leg in request.legs:
@@ -314,14 +323,11 @@ def _validated(request: TransactionRequest, facts: dict[int, tuple[str, str]]) -
             raise LedgerError(f"{key}: {exc}") from None
         if not micros:
             raise UnbalancedTransaction(f"{key}: a leg of zero on ledger account {leg.ledger_account_id}")
-        currency = facts[leg.ledger_account_id][0]
-        sums[currency] = sums.get(currency, 0) + micros
+        total += micros
         hashed.append((leg.ledger_account_id, micros))
-        postings.append(writes.NewPosting(len(postings) + 1, leg.ledger_account_id, leg.amount, currency))
-    unbalanced = {c: from_micros(m) for c, m in sums.items() if m}
-    if unbalanced:
-        detail = ", ".join(f"{c} {s:+}" for c, s in sorted(unbalanced.items()))
-        raise UnbalancedTransaction(f"{key}: legs do not sum to zero per currency ({detail})")
+        postings.append(writes.NewPosting(len(postings) + 1, leg.ledger_account_id, leg.amount))
+    if total:
+        raise UnbalancedTransaction(f"{key}: legs do not sum to zero (off by {from_micros(total):+})")
     return writes.NewTransaction(
         key,
         request.kind,
@@ -334,20 +340,34 @@ def _validated(request: TransactionRequest, facts: dict[int, tuple[str, str]]) -
     )
 
 
-_FACTS: WeakKeyDictionary[Engine, dict[int, tuple[str, str]]] = WeakKeyDictionary()
-"""Per-database cache of ledger account (currency, kind): neither ever changes once created."""
+def _checked_currencies(session: Session, new: dict[str, writes.NewTransaction]) -> dict[int, str]:
+    """Currencies of every account posted to, refusing unknown accounts and per-currency imbalance.
+
+    The legs' total is already zero, so a transaction within one currency balances; only
+    transactions across currencies need their sums taken.
+    """
+    currencies = _known_currencies(session, {p.ledger_account_id for t in new.values() for p in t.postings})
+    for key, txn in new.items():
+        if len({currencies[p.ledger_account_id] for p in txn.postings}) == 1:
+            continue
+        sums: dict[str, int] = defaultdict(int)
+        for p in txn.postings:
+            sums[currencies[p.ledger_account_id]] += to_micros(p.amount)
+        unbalanced = {c: from_micros(m) for c, m in sums.items() if m}
+        if unbalanced:
+            detail = ", ".join(f"{c} {s:+}" for c, s in sorted(unbalanced.items()))
+            raise UnbalancedTransaction(f"{key}: legs do not sum to zero per currency ({detail})")
+    return currencies
 
 
-def _account_facts(session: Session, account_ids: set[int]) -> dict[int, tuple[str, str]]:
-    engine = session.get_bind().engine
-    cache = _FACTS.setdefault(engine, {})
-    missing = sorted(a for a in account_ids if a not in cache)
-    if missing:
-        cache.update(writes.account_facts(session, missing))
-        unknown = [a for a in missing if a not in cache]
-        if unknown:
-            raise UnknownLedgerAccount(f"ledger account(s) {', '.join(map(str, unknown))} do not exist")
-    return cache
+def _known_currencies(session: Session, account_ids: set[int]) -> dict[int, str]:
+    """Currencies of the given ledger accounts; an unknown one is an error naming it."""
+    ordered = sorted(account_ids)
+    currencies = writes.account_currencies(session, ordered)
+    unknown = [a for a in ordered if a not in currencies]
+    if unknown:
+        raise UnknownLedgerAccount(f"ledger account(s) {', '.join(map(str, unknown))} do not exist")
+    return currencies
 
 
 def _load_existing(session: Session, keys: Sequence[str]) -> dict[str, tuple[int, str]]:

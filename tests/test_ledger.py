@@ -224,3 +224,22 @@ def test_database_refuses_postings_without_their_references(
         txn = ledger.post(s, _charge("c1", sub, rev, "5"))
     with pytest.raises(DBAPIError, match=message), sessions.begin() as s:
         s.execute(text(statement), {"t": txn.id, "a": sub})
+
+
+@pytest.mark.parametrize("size", [3, 250])
+def test_batch_refuses_unknown_accounts_and_per_currency_imbalance(
+    sessions: sessionmaker[Session], size: int
+) -> None:
+    """Both batch paths (a few transactions, and a charge-run-sized batch) apply the same rules."""
+    sub, rev = _accounts(sessions)
+    _, usd_rev = _accounts(sessions, "USD")
+    good = [_charge(f"g{i}", sub, rev, "1") for i in range(size - 1)]
+    cross = TransactionRequest("x", "fx", (Leg(sub, Decimal(2)), Leg(usd_rev, Decimal(-2))), T0)
+    unknown = TransactionRequest("u", "charge", (Leg(sub, Decimal(2)), Leg(424242, Decimal(-2))), T0)
+    with pytest.raises(ledger.UnbalancedTransaction, match="per currency"), sessions.begin() as s:
+        ledger.post_batch(s, [*good, cross])
+    with pytest.raises(ledger.UnknownLedgerAccount, match="424242"), sessions.begin() as s:
+        ledger.post_batch(s, [*good, unknown])
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(LedgerTransaction)) == 0
+        assert ledger.raw_balance(s, sub) == 0

@@ -1,36 +1,49 @@
-"""How ledger rows reach the database: one portable path, one fast path for PostgreSQL.
+"""How ledger rows reach the database: one portable path, two fast paths on PostgreSQL.
 
-The portable path (SQLite, the embedded default) uses SQLAlchemy Core. On PostgreSQL, where
-throughput matters, a whole batch of transactions and their postings is written by a single
-statement over arrays (``INSERT ... ON CONFLICT DO NOTHING`` feeding the postings insert), and
-balances are locked in a fixed order and updated by one statement, sent in a pipeline.
-Both paths keep the same rules: a key that exists is skipped (the unique index decides), and
-account rows are locked in one global order (subscriber accounts first, then books, each by id).
+- Portable (SQLite, the embedded default): SQLAlchemy Core; currencies are looked up first and
+  checked by :mod:`billing.ledger`, postings carry them explicitly.
+- PostgreSQL, a few transactions (single posts, group commits): one statement with scalar
+  parameters inserts the new transactions and their postings, taking each posting's currency
+  from its ledger account. A transaction naming an unknown account is not inserted at all; the
+  per-currency balance is checked by the postings trigger (see the initial migration).
+- PostgreSQL, large batches (charge runs): COPY into a staging table and into postings.
+
+Everywhere a key that exists already is skipped (the unique index decides, under concurrency
+too), and balances change by ``balance = balance + delta`` on rows locked in one global order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+import psycopg
 from sqlalchemy import select, update
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from billing.db.ledger import LedgerAccount, LedgerTransaction, Posting
 
 _CHUNK = 5000
+"""Rows per statement on the portable path."""
+
+_PARAMS = 1000
+"""Rows per statement where each row is its own parameters (PostgreSQL allows 65,535 in all)."""
+
+COPY_FROM = 200
+"""On PostgreSQL, batches of this many transactions or more go through COPY."""
 
 
 class NewPosting(NamedTuple):
-    """A posting row to insert; the transaction id is assigned by the database."""
+    """A posting row to insert; its currency is its ledger account's."""
 
     leg: int
     ledger_account_id: int
     amount: Decimal
-    currency: str
 
 
 class NewTransaction(NamedTuple):
@@ -46,40 +59,59 @@ class NewTransaction(NamedTuple):
     postings: tuple[NewPosting, ...]
 
 
-def account_facts(session: Session, account_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
-    """``{id: (currency, kind)}`` for the accounts that exist (both never change once created)."""
-    found: dict[int, tuple[str, str]] = {}
-    for i in range(0, len(account_ids), _CHUNK):
+def needs_currencies(session: Session, n_transactions: int) -> bool:
+    """Whether :func:`insert_transactions` needs the accounts' currencies (else the SQL joins them)."""
+    return session.get_bind().dialect.name != "postgresql" or n_transactions >= COPY_FROM
+
+
+def account_currencies(session: Session, account_ids: Sequence[int]) -> dict[int, str]:
+    """``{id: currency}`` for the ledger accounts that exist (a currency never changes)."""
+    found: dict[int, str] = {}
+    for i in range(0, len(account_ids), _PARAMS):
         rows = session.execute(
-            select(LedgerAccount.id, LedgerAccount.currency, LedgerAccount.kind).where(
-                LedgerAccount.id.in_(account_ids[i : i + _CHUNK])
+            select(LedgerAccount.id, LedgerAccount.currency).where(
+                LedgerAccount.id.in_(account_ids[i : i + _PARAMS])
             )
         )
-        found.update((account_id, (currency, kind)) for account_id, currency, kind in rows)
+        found.update((account_id, currency) for account_id, currency in rows)
     return found
 
 
 def insert_transactions(
-    session: Session, txns: Sequence[NewTransaction], created_at: datetime
+    session: Session,
+    txns: Sequence[NewTransaction],
+    created_at: datetime,
+    currencies: Mapping[int, str] | None = None,
 ) -> dict[str, int]:
-    """Insert transactions whose key is new, with their postings; return ``{key: id}`` of those."""
-    if session.get_bind().dialect.name == "postgresql":
-        return _insert_postgresql(session, txns, created_at)
-    return _insert_portable(session, txns, created_at)
+    """Insert the transactions whose key is new, with their postings; return ``{key: id}`` of those.
 
-
-def add_to_balances(session: Session, deltas: Mapping[int, Decimal], books_last: Sequence[int]) -> None:
-    """Add each delta to its account's cached balance, locking rows in the global order.
-
-    ``books_last`` lists the ids in that order (subscriber accounts, then books, each by id).
+    ``currencies`` (account id to currency) is required where :func:`needs_currencies` says so.
+    A key missing from the result existed already or, on the PostgreSQL path without
+    ``currencies``, named a ledger account that does not exist; the caller tells which.
     """
-    ordered = [a for a in books_last if deltas.get(a)]
-    if not ordered:
+    if not needs_currencies(session, len(txns)):
+        return _insert_postgresql(session, txns, created_at)
+    if currencies is None:
+        raise ValueError("currencies are required on this path")
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy_postgresql(session, txns, created_at, currencies)
+    return _insert_portable(session, txns, created_at, currencies)
+
+
+def add_to_balances(session: Session, deltas: Mapping[int, Decimal]) -> None:
+    """Add each non-zero delta to its account's cached balance.
+
+    On PostgreSQL the rows are first locked in one global order, subscriber accounts first and
+    books (revenue, clearing: the hot rows) last, so two posters never deadlock and the hot rows
+    stay locked for the shortest time. SQLite serialises writers (``BEGIN IMMEDIATE``).
+    """
+    accounts = sorted(a for a, delta in deltas.items() if delta)
+    if not accounts:
         return
     if session.get_bind().dialect.name == "postgresql":
-        _add_postgresql(session, ordered, deltas)
+        _add_postgresql(session, accounts, deltas)
         return
-    for account_id in ordered:
+    for account_id in accounts:
         session.execute(
             update(LedgerAccount)
             .where(LedgerAccount.id == account_id)
@@ -87,17 +119,8 @@ def add_to_balances(session: Session, deltas: Mapping[int, Decimal], books_last:
         )
 
 
-def lock_order_key(kind: str, account_id: int) -> tuple[bool, int]:
-    """The global order in which account rows are locked: subscribers first, books last.
-
-    Books (revenue, clearing) are the hot rows; locking them last keeps them locked for the
-    shortest time, and one fixed order means two posters can never deadlock.
-    """
-    return (kind != "subscriber", account_id)
-
-
 def _insert_portable(
-    session: Session, txns: Sequence[NewTransaction], created_at: datetime
+    session: Session, txns: Sequence[NewTransaction], created_at: datetime, currencies: Mapping[int, str]
 ) -> dict[str, int]:
     table = LedgerTransaction.__table__
     statement = (
@@ -107,7 +130,20 @@ def _insert_portable(
     )
     inserted: dict[str, int] = {}
     for i in range(0, len(txns), _CHUNK):
-        rows = [_transaction_row(t, created_at) for t in txns[i : i + _CHUNK]]
+        rows = [
+            {
+                "idempotency_key": t.idempotency_key,
+                "kind": t.kind,
+                "description": t.description,
+                "effective_at": t.effective_at,
+                "reverses_id": t.reverses_id,
+                "operator_id": t.operator_id,
+                "posting_count": len(t.postings),
+                "content_hash": t.content_hash,
+                "created_at": created_at,
+            }
+            for t in txns[i : i + _CHUNK]
+        ]
         inserted.update((key, txn_id) for key, txn_id in session.execute(statement, rows))
     postings = [
         {
@@ -115,7 +151,7 @@ def _insert_portable(
             "leg": p.leg,
             "ledger_account_id": p.ledger_account_id,
             "amount": p.amount,
-            "currency": p.currency,
+            "currency": currencies[p.ledger_account_id],
         }
         for t in txns
         if t.idempotency_key in inserted
@@ -126,78 +162,67 @@ def _insert_portable(
     return inserted
 
 
-def _transaction_row(t: NewTransaction, created_at: datetime) -> dict[str, Any]:
-    return {
-        "idempotency_key": t.idempotency_key,
-        "kind": t.kind,
-        "description": t.description,
-        "effective_at": t.effective_at,
-        "reverses_id": t.reverses_id,
-        "operator_id": t.operator_id,
-        "posting_count": len(t.postings),
-        "content_hash": t.content_hash,
-        "created_at": created_at,
-    }
+@contextmanager
+def _raw_cursor(session: Session, *, pipeline: bool = False) -> Iterator[Any]:
+    """A psycopg cursor in the session's transaction; its errors become SQLAlchemy's, as usual."""
+    conn = session.connection().connection.dbapi_connection
+    try:
+        with conn.pipeline() if pipeline else nullcontext(), conn.cursor() as cur:
+            yield cur
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(None, None, exc, psycopg.Error) from None
 
 
-_PG_INSERT = """
-WITH t AS (
+def _values(rows: int, types: Sequence[str]) -> str:
+    """``(%s::t1, %s::t2), ...`` for ``rows`` rows: scalar parameters are cheap to send."""
+    row = "(" + ", ".join(f"%s::{t}" for t in types) + ")"
+    return ", ".join([row] * rows)
+
+
+_TXN_TYPES = ("text", "text", "text", "timestamptz", "bigint", "bigint", "int", "text")
+_POSTING_TYPES = ("text", "smallint", "bigint", "numeric")
+
+
+def _insert_sql(n_txns: int, n_postings: int) -> str:
+    """New transactions whose accounts all exist, and their postings in the accounts' currency."""
+    return f"""
+WITH x(k, kd, d, e, r, o, n, h) AS (VALUES {_values(n_txns, _TXN_TYPES)}),
+y(k, l, a, m) AS (VALUES {_values(n_postings, _POSTING_TYPES)}),
+t AS (
     INSERT INTO ledger_transactions (idempotency_key, kind, description, effective_at, reverses_id,
                                      operator_id, posting_count, content_hash, created_at)
-    SELECT k, kd, d, e, r, o, n, h, %(created_at)s
-    FROM unnest(%(keys)s::text[], %(kinds)s::text[], %(descriptions)s::text[],
-                %(effective)s::timestamptz[], %(reverses)s::bigint[], %(operators)s::bigint[],
-                %(counts)s::int[], %(hashes)s::text[]) AS x(k, kd, d, e, r, o, n, h)
+    SELECT k, kd, d, e, r, o, n, h, %s::timestamptz FROM x
+    WHERE NOT EXISTS (
+        SELECT 1 FROM y LEFT JOIN ledger_accounts a ON a.id = y.a WHERE y.k = x.k AND a.id IS NULL
+    )
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, idempotency_key
 ), p AS (
     INSERT INTO postings (transaction_id, leg, ledger_account_id, amount, currency)
-    SELECT t.id, y.l, y.a, y.m, y.c
-    FROM unnest(%(p_keys)s::text[], %(p_legs)s::smallint[], %(p_accounts)s::bigint[],
-                %(p_amounts)s::numeric[], %(p_currencies)s::text[]) AS y(k, l, a, m, c)
-    JOIN t ON t.idempotency_key = y.k
+    SELECT t.id, y.l, y.a, y.m, a.currency
+    FROM y JOIN t ON t.idempotency_key = y.k JOIN ledger_accounts a ON a.id = y.a
 )
 SELECT idempotency_key, id FROM t
 """
 
 
-def _raw_connection(session: Session) -> Any:
-    """The psycopg connection inside the session's current transaction."""
-    return session.connection().connection.dbapi_connection
-
-
 def _insert_postgresql(
     session: Session, txns: Sequence[NewTransaction], created_at: datetime
 ) -> dict[str, int]:
-    conn = _raw_connection(session)
-    inserted: dict[str, int] = {}
-    with conn.cursor() as cur:
-        for i in range(0, len(txns), _CHUNK):
-            chunk = txns[i : i + _CHUNK]
-            legs = [(t.idempotency_key, p) for t in chunk for p in t.postings]
-            params = {
-                "created_at": created_at,
-                "keys": [t.idempotency_key for t in chunk],
-                "kinds": [t.kind for t in chunk],
-                "descriptions": [t.description for t in chunk],
-                "effective": [t.effective_at for t in chunk],
-                "reverses": [t.reverses_id for t in chunk],
-                "operators": [t.operator_id for t in chunk],
-                "counts": [len(t.postings) for t in chunk],
-                "hashes": [t.content_hash for t in chunk],
-                "p_keys": [k for k, _ in legs],
-                "p_accounts": [p.ledger_account_id for _, p in legs],
-                "p_amounts": [p.amount for _, p in legs],
-                "p_currencies": [p.currency for _, p in legs],
-                "p_legs": [p.leg for _, p in legs],
-            }
-            cur.execute(_PG_INSERT, params, prepare=len(chunk) == 1)
-            inserted.update(cur.fetchall())
-    return inserted
+    params: list[Any] = []
+    for t in txns:
+        params += (t.idempotency_key, t.kind, t.description, t.effective_at, t.reverses_id, t.operator_id,
+                   len(t.postings), t.content_hash)  # fmt: skip
+    n_postings = 0
+    for t in txns:
+        for p in t.postings:
+            params += (t.idempotency_key, p.leg, p.ledger_account_id, p.amount)
+            n_postings += 1
+    params.append(created_at)
+    with _raw_cursor(session) as cur:
+        cur.execute(_insert_sql(len(txns), n_postings), params)
+        return dict(cur.fetchall())
 
-
-_COPY_FROM = 200
-"""Batches from this size go through COPY and a staging table instead of array parameters."""
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS ledger_stage (
@@ -208,11 +233,10 @@ CREATE TEMP TABLE IF NOT EXISTS ledger_stage (
 
 
 def _copy_postgresql(
-    session: Session, txns: Sequence[NewTransaction], created_at: datetime
+    session: Session, txns: Sequence[NewTransaction], created_at: datetime, currencies: Mapping[int, str]
 ) -> dict[str, int]:
     """Stage the transactions with COPY, insert the new ones, then COPY their postings."""
-    conn = _raw_connection(session)
-    with conn.cursor() as cur:
+    with _raw_cursor(session) as cur:
         cur.execute(_STAGE)
         cur.execute("TRUNCATE ledger_stage")
         with cur.copy("COPY ledger_stage FROM STDIN") as copy:
@@ -238,26 +262,33 @@ def _copy_postgresql(
                 txn_id = inserted.get(t.idempotency_key)
                 if txn_id is not None:
                     for p in t.postings:
-                        copy.write_row((txn_id, p.leg, p.ledger_account_id, p.amount, p.currency))
+                        copy.write_row(
+                            (txn_id, p.leg, p.ledger_account_id, p.amount, currencies[p.ledger_account_id])
+                        )
     return inserted
 
 
-def _add_postgresql(session: Session, ordered: Sequence[int], deltas: Mapping[int, Decimal]) -> None:
-    conn = _raw_connection(session)
-    ids = list(ordered)
-    amounts = [deltas[a] for a in ordered]
-    # Locks in lock_order_key's order; NO KEY UPDATE does not conflict with the KEY SHARE locks
-    # that the postings' foreign key takes, and is what the UPDATE itself would take.
-    with conn.pipeline(), conn.cursor() as cur:
-        cur.execute(
-            "SELECT id FROM ledger_accounts WHERE id = ANY(%s)"
-            " ORDER BY kind <> 'subscriber', id FOR NO KEY UPDATE",
-            (ids,),
-            prepare=True,
+def _add_postgresql(session: Session, accounts: Sequence[int], deltas: Mapping[int, Decimal]) -> None:
+    # NO KEY UPDATE is what the UPDATE itself takes, and does not conflict with the KEY SHARE
+    # locks that foreign keys to ledger_accounts take.
+    order = "ORDER BY kind <> 'subscriber', id FOR NO KEY UPDATE"
+    if len(accounts) <= _PARAMS:
+        lock: tuple[str, Sequence[Any]] = (
+            f"SELECT id FROM ledger_accounts WHERE id IN ({', '.join(['%s'] * len(accounts))}) {order}",
+            accounts,
         )
-        cur.execute(
+        add: tuple[str, Sequence[Any]] = (
+            "UPDATE ledger_accounts a SET balance = a.balance + d.delta FROM "
+            f"(VALUES {_values(len(accounts), ('bigint', 'numeric'))}) AS d(id, delta) WHERE a.id = d.id",
+            [v for a in accounts for v in (a, deltas[a])],
+        )
+    else:
+        lock = (f"SELECT id FROM ledger_accounts WHERE id = ANY(%s) {order}", (list(accounts),))
+        add = (
             "UPDATE ledger_accounts a SET balance = a.balance + d.delta "
             "FROM unnest(%s::bigint[], %s::numeric[]) AS d(id, delta) WHERE a.id = d.id",
-            (ids, amounts),
-            prepare=True,
+            (list(accounts), [deltas[a] for a in accounts]),
         )
+    with _raw_cursor(session, pipeline=True) as cur:
+        cur.execute(*lock)
+        cur.execute(*add)

@@ -336,7 +336,8 @@ def _forbid_changes() -> None:
 
 
 def _check_posting_references() -> None:
-    """Every posting refers to an existing transaction and to an account kept in its currency.
+    """Every posting refers to an existing transaction and to an account kept in its currency;
+    on PostgreSQL, the postings of each statement also balance per transaction and currency.
 
     Done by triggers instead of foreign keys (see ``billing.db.ledger.Posting``): one set-based
     check per statement on PostgreSQL, a row check on SQLite. Ledger accounts are never deleted
@@ -359,6 +360,16 @@ def _check_posting_references() -> None:
                         'or to ledger account % not kept in %',
                         bad.transaction_id, bad.leg, bad.ledger_account_id, bad.currency
                         USING ERRCODE = 'foreign_key_violation';
+                END IF;
+                SELECT n.transaction_id, n.currency, sum(n.amount) AS off INTO bad
+                FROM new_postings n
+                GROUP BY n.transaction_id, n.currency
+                HAVING sum(n.amount) <> 0
+                LIMIT 1;
+                IF FOUND THEN
+                    RAISE EXCEPTION '%: legs do not sum to zero per currency (% %)',
+                        (SELECT idempotency_key FROM ledger_transactions WHERE id = bad.transaction_id),
+                        bad.currency, bad.off USING ERRCODE = 'check_violation';
                 END IF;
                 RETURN NULL;
             END $$
