@@ -73,12 +73,15 @@ class Fixture:
         return TransactionRequest(self.next_key(), "charge", legs, datetime.now(UTC))
 
     def close(self) -> None:
-        with self.sessions() as s:
-            violations = check_ledger(s)
-        if violations:
-            raise SystemExit(f"invariants broken after the benchmark: {violations[:3]}")
-        self.engine.dispose()
-        _admin(self.admin_url, f"DROP DATABASE {self.name} WITH (FORCE)")
+        """Check the ledger's invariants, then drop the database whatever happened."""
+        try:
+            with self.sessions() as s:
+                violations = check_ledger(s)
+            if violations:
+                raise SystemExit(f"invariants broken after the benchmark: {violations[:3]}")
+        finally:
+            self.engine.dispose()
+            _admin(self.admin_url, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
 def _threads_posting(threads: int, seconds: float, post_one: Callable[[], object]) -> float:

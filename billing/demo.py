@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from billing import dictionaries, ledger, operators, subscribers
+from billing import accounts, dictionaries, ledger, operators, subscribers
 from billing.audit import Actor
 from billing.books import book_account
 from billing.config import Config, load_config
@@ -185,7 +185,7 @@ def _simulate_month(
                     )
             posted = ledger.post_batch(s, charges + payments)
             if day.day == 10:
-                subscribers.adjust(
+                accounts.adjust(
                     s, actor, people[1].number, "5.00", "outage", key=f"demo:{day}:outage", effective_at=at
                 )
             if day.day == 20 and payments:
@@ -240,7 +240,7 @@ def _report(
         )
     with sessions() as s:
         for person in people:
-            info = subscribers.balance(s, person.number)
+            info = accounts.balance(s, person.number)
             account = subscribers.show(s, person.number).accounts[0]
             style = "red" if info.available < 0 else ""
             table.add_row(
@@ -257,7 +257,7 @@ def _report(
         start = datetime(first.year, first.month, 1, tzinfo=zone)
         end = datetime(first.year + first.month // 12, first.month % 12 + 1, 1, tzinfo=zone)
         shown = people[1]
-        st = subscribers.statement(s, shown.number, start, end)
+        st = accounts.statement(s, shown.number, start, end)
     lines = Table(title=f"Statement of account {shown.number} ({shown.name}), {first:%Y-%m}")
     for column in ("date", "transaction", "kind", "description", "amount", "balance"):
         lines.add_column(

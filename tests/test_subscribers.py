@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from billing import dictionaries, subscribers
+from billing import accounts, dictionaries, subscribers
+from billing.accounts import AccountError, UnknownAccount
 from billing.audit import Actor
 from billing.db.audit import AuditEntry
 from billing.db.customers import Account, Customer
 from billing.db.ledger import LedgerAccount
 from billing.dictionaries import UnknownDictionaryValue
-from billing.subscribers import SubscriberError, UnknownAccount
+from billing.subscribers import SubscriberError
 
 ACTOR = Actor(None, "tester", None, "test")
 
@@ -79,20 +80,20 @@ def test_a_failed_create_leaves_nothing(filled: sessionmaker[Session]) -> None:
 def test_adjust_balance_and_close(filled: sessionmaker[Session]) -> None:
     with filled.begin() as session:
         _create(session, credit_limit="10")
-        credit = subscribers.adjust(session, ACTOR, "100001", "12.50", "goodwill", key="k1")
+        credit = accounts.adjust(session, ACTOR, "100001", "12.50", "goodwill", key="k1")
         assert credit.created and credit.balance == Decimal("12.5")
-        assert not subscribers.adjust(session, ACTOR, "100001", "12.50", "goodwill", key="k1").created
-        assert subscribers.balance(session, "100001").available == Decimal("22.5")
+        assert not accounts.adjust(session, ACTOR, "100001", "12.50", "goodwill", key="k1").created
+        assert accounts.balance(session, "100001").available == Decimal("22.5")
         with pytest.raises(SubscriberError, match=r"balance: .*12\.500000 EUR"):
             subscribers.close(session, ACTOR, "100001")
-        subscribers.adjust(session, ACTOR, "100001", "-12.5", "goodwill")
+        accounts.adjust(session, ACTOR, "100001", "-12.5", "goodwill")
         now = datetime.now(UTC)
-        statement = subscribers.statement(session, "100001", now - timedelta(days=1), now + timedelta(days=1))
+        statement = accounts.statement(session, "100001", now - timedelta(days=1), now + timedelta(days=1))
         assert [line.balance_after for line in statement.lines] == [Decimal("12.5"), Decimal(0)]
         closed = subscribers.close(session, ACTOR, "100001")
         assert closed.status == "closed" and closed.accounts[0].closed_at is not None
-        with pytest.raises(SubscriberError, match="closed"):
-            subscribers.adjust(session, ACTOR, "100001", "1", "goodwill")
+        with pytest.raises(AccountError, match="closed"):
+            accounts.adjust(session, ACTOR, "100001", "1", "goodwill")
 
 
 @pytest.mark.parametrize(
@@ -106,8 +107,8 @@ def test_adjust_balance_and_close(filled: sessionmaker[Session]) -> None:
 def test_adjust_refuses_bad_amounts(filled: sessionmaker[Session], amount: str, message: str) -> None:
     with filled.begin() as session:
         _create(session)
-        with pytest.raises(SubscriberError, match=message):
-            subscribers.adjust(session, ACTOR, "100001", amount, "goodwill")
+        with pytest.raises(AccountError, match=message):
+            accounts.adjust(session, ACTOR, "100001", amount, "goodwill")
 
 
 def test_unknown_account_and_bad_fields(filled: sessionmaker[Session]) -> None:

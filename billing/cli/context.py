@@ -47,6 +47,7 @@ def domain_errors() -> tuple[type[Exception], ...]:
     """The exceptions that mean "refused, nothing written": shown as a message, exit 1."""
     from sqlalchemy.exc import IntegrityError, OperationalError
 
+    from billing.accounts import AccountError
     from billing.config import ConfigError
     from billing.dictionaries import DictionaryError
     from billing.ledger import LedgerError
@@ -55,6 +56,7 @@ def domain_errors() -> tuple[type[Exception], ...]:
     from rating.money import MoneyError
 
     return (
+        AccountError,
         DictionaryError,
         OperatorError,
         SubscriberError,

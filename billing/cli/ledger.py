@@ -47,12 +47,12 @@ def adjust(
     as_json: bool,
 ) -> None:
     """Credit (positive AMOUNT) or debit (negative AMOUNT) an account against the adjustments book."""
-    from billing import subscribers
+    from billing import accounts
 
     result = state.run(
         "ledger.write",
         "ledger adjust",
-        lambda session, actor: subscribers.adjust(
+        lambda session, actor: accounts.adjust(
             session, actor, account_number, amount, reason, key=key, description=description
         ),
     )
@@ -84,7 +84,7 @@ def statement(
     state: AppState, account_number: str, start: str | None, end: str | None, as_json: bool
 ) -> None:
     """Opening balance, each movement with the running balance, and the closing balance."""
-    from billing import subscribers
+    from billing import accounts
     from billing.db.types import utcnow
 
     isp = state.config().isp
@@ -97,7 +97,7 @@ def statement(
     found = state.run(
         "ledger.read",
         "ledger statement",
-        lambda session, _: subscribers.statement(session, account_number, *period),
+        lambda session, _: accounts.statement(session, account_number, *period),
     )
 
     def render(s: Any) -> None:
@@ -123,10 +123,10 @@ def statement(
 @click.pass_obj
 def balance(state: AppState, account_number: str, as_json: bool) -> None:
     """Balance, credit limit and available funds (balance + credit limit)."""
-    from billing import subscribers
+    from billing import accounts
 
     found = state.run(
-        "ledger.read", "ledger balance", lambda session, _: subscribers.balance(session, account_number)
+        "ledger.read", "ledger balance", lambda session, _: accounts.balance(session, account_number)
     )
     output.emit(
         found,
@@ -151,12 +151,12 @@ def balance(state: AppState, account_number: str, as_json: bool) -> None:
 @click.pass_obj
 def reverse(state: AppState, transaction_id: int, reason: str, as_json: bool) -> None:
     """Post the exact opposite of transaction TRANSACTION_ID, linked to it (once only)."""
-    from billing import subscribers
+    from billing import accounts
 
     result = state.run(
         "ledger.write",
         "ledger reverse",
-        lambda session, actor: subscribers.reverse_transaction(session, actor, transaction_id, reason),
+        lambda session, actor: accounts.reverse_transaction(session, actor, transaction_id, reason),
     )
     output.emit(
         result,

@@ -36,6 +36,7 @@ EXPECTED_FILES = {
     "dictionary.erx",
     "dictionary.huawei",
     "dictionary.accel-ppp",
+    "dictionary.microsoft",
 }
 
 
@@ -166,6 +167,7 @@ def test_vendors(radius_dict: RadiusDictionary) -> None:
         "Juniper": 2636,
         "Mikrotik": 14988,
         "Accel-PPP": 55999,
+        "Microsoft": 311,
     }
     assert radius_dict.vendor_names[14988] == "Mikrotik"
     assert radius_dict.vendor_id("Huawei") == 2011
