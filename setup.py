@@ -25,6 +25,7 @@ setup(
         "click>=8.1,<9",  # CLI: nested groups, typed options and usage errors (exit 2) for free
         "rich>=13,<16",  # CLI: readable tables and progress bars
         "pycryptodome>=3.20,<5",  # MD4/DES for MS-CHAPv2 (OpenSSL 3 dropped MD4)
+        "prometheus-client>=0.20,<1",  # the metrics endpoint: exposition format done right
     ],
     extras_require={
         "test": [
@@ -36,8 +37,8 @@ setup(
     entry_points={
         "console_scripts": [
             "billing-admin=billing.cli.main:main",
-            # Reserved names, added with their code: "billingd" (the AAA daemon, aaa/) and
-            # "billing-sim" (the protocol simulators, simulators/).
+            "billing-sim=simulators.main:main",
+            # Reserved name, added with its code: "billingd" (the AAA daemon, aaa/).
         ],
     },
 )

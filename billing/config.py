@@ -27,12 +27,25 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from aaa.settings import (
+    DEGRADED_MODES,
+    IDENTIFICATION_METHODS,
+    STATUS_ACTIONS,
+    VENDORS,
+    AaaSettings,
+    CategoryPolicy,
+    Listen,
+    NasClient,
+    WalledGarden,
+)
 
 __all__ = [
     "CURRENCY_MINOR_UNITS",
@@ -198,6 +211,7 @@ class Config:
     database: Database
     logging: LoggingSettings
     cli: CliSettings
+    aaa: AaaSettings
     source: Path
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -210,11 +224,13 @@ class Config:
 
 def _public(value: object) -> Any:
     """Turn a config value into JSON-ready data, masking secrets."""
-    if isinstance(value, Secret):
+    if isinstance(value, Secret | bytes):  # resolved secrets handed to aaa are bytes
         return MASK
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _public(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Path):
+    if isinstance(value, tuple | list):
+        return [_public(v) for v in value]
+    if isinstance(value, Path | IPv4Network | IPv6Network):
         return str(value)
     return value
 
@@ -231,6 +247,10 @@ class Kind(enum.Enum):
     BOOL = "bool"
     CHOICE = "choice"
     SECRET = "secret"
+    LIST = "list"
+    """An array of strings (each one of ``choices`` when those are given)."""
+    TABLES = "tables"
+    """An array of tables (``[[name]]``), each checked against ``item``."""
 
 
 class _Rejected(ValueError):
@@ -255,11 +275,18 @@ class Key:
     choices: tuple[str, ...] = ()
     convert: Callable[[Any], Any] | None = None
     expected: str = ""
+    item: Section | None = None
 
     def describe(self) -> str:
         """What the key accepts, in words, for error messages."""
         if self.expected:
             return self.expected
+        if self.kind is Kind.LIST:
+            return "an array of strings" + (
+                " from " + ", ".join(json.dumps(c) for c in self.choices) if self.choices else ""
+            )
+        if self.kind is Kind.TABLES:
+            return "an array of tables"
         if self.kind is Kind.BOOL:
             return "true or false"
         if self.kind is Kind.CHOICE:
@@ -331,6 +358,105 @@ def _check_database(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
+def _network(value: str) -> IPv4Network | IPv6Network:
+    try:
+        return ip_network(value, strict=True)
+    except ValueError as exc:
+        raise _Rejected(str(exc)) from None
+
+
+def _nas_client(*, secret: Secret, address: IPv4Network | IPv6Network, **values: Any) -> NasClient:
+    return NasClient(secret=secret.reveal().encode(), network=address, **values)
+
+
+def _aaa(
+    *,
+    listen_address: str,
+    auth_port: int,
+    acct_port: int,
+    receive_buffer_bytes: int,
+    walled_garden_pool: str,
+    walled_garden_down_kbps: int,
+    walled_garden_up_kbps: int,
+    walled_garden_session_timeout_s: int,
+    out_of_funds: str,
+    suspended: str,
+    blocked: str,
+    category_policy: tuple[tuple[str, CategoryPolicy], ...] | None,
+    nas: tuple[NasClient, ...] | None,
+    dictionary_dir: str,
+    extra_dictionaries: tuple[str, ...],
+    journal_dir: str,
+    **values: Any,
+) -> AaaSettings:
+    return AaaSettings(
+        listen=Listen(listen_address, auth_port, acct_port, receive_buffer_bytes),
+        nas=nas or (),
+        dictionary_dir=Path(dictionary_dir),
+        extra_dictionaries=tuple(Path(p) for p in extra_dictionaries),
+        journal_dir=Path(journal_dir),
+        walled_garden=WalledGarden(
+            walled_garden_pool,
+            walled_garden_down_kbps,
+            walled_garden_up_kbps,
+            walled_garden_session_timeout_s,
+        ),
+        default_policy=CategoryPolicy(out_of_funds, suspended, blocked),
+        policies=category_policy or (),
+        **values,
+    )
+
+
+def _check_aaa(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    if values["auth_port"] == values["acct_port"]:
+        problems.append(("acct_port", "must differ from auth_port"))
+    names = [c.name for c in values["nas"] or ()]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(("nas", f"NAS name {name!r} is used more than once"))
+    networks = [c.network for c in values["nas"] or ()]
+    for network in sorted({str(n) for n in networks if networks.count(n) > 1}):
+        problems.append(("nas", f"address {network} is given to more than one NAS"))
+    categories = [c for c, _ in values["category_policy"] or ()]
+    for category in sorted({c for c in categories if categories.count(c) > 1}):
+        problems.append(("category_policy", f"category {category!r} has more than one policy"))
+    return problems
+
+
+_PORT = {"low": 1, "high": 65535}
+_NAS = Section(
+    "nas",
+    {
+        "name": Key(Kind.STR, required=True),
+        "address": Key(
+            Kind.STR,
+            required=True,
+            convert=_network,
+            expected='an IP address or network such as "10.0.0.1" or "10.1.0.0/16"',
+        ),
+        "secret": Key(Kind.SECRET, required=True),
+        "vendor": Key(Kind.CHOICE, default="generic", choices=VENDORS),
+        "coa_port": Key(Kind.INT, default=3799, **_PORT),
+        "require_message_authenticator": Key(Kind.BOOL, default=True),
+        "identification": Key(Kind.LIST, default=("login", "mac", "port"), choices=IDENTIFICATION_METHODS),
+        "mac_from": Key(
+            Kind.LIST, default=("Calling-Station-Id",), choices=("Calling-Station-Id", "User-Name")
+        ),
+        "strip_realm": Key(Kind.BOOL, default=False),
+    },
+    build=_nas_client,
+)
+_CATEGORY_POLICY = Section(
+    "category_policy",
+    {
+        "category": Key(Kind.STR, required=True),
+        "out_of_funds": Key(Kind.CHOICE, default="walled_garden", choices=STATUS_ACTIONS),
+        "suspended": Key(Kind.CHOICE, default="walled_garden", choices=STATUS_ACTIONS),
+        "blocked": Key(Kind.CHOICE, default="reject", choices=STATUS_ACTIONS),
+    },
+    build=lambda category, **actions: (category, CategoryPolicy(**actions)),
+)
+
 SCHEMA: tuple[Section, ...] = (
     Section(
         "isp",
@@ -388,6 +514,41 @@ SCHEMA: tuple[Section, ...] = (
         "cli",
         {"page_size": Key(Kind.INT, default=50, low=1, high=10_000)},
         build=CliSettings,
+    ),
+    Section(
+        "aaa",
+        {
+            "listen_address": Key(Kind.STR, default="127.0.0.1"),
+            "auth_port": Key(Kind.INT, default=1812, **_PORT),
+            "acct_port": Key(Kind.INT, default=1813, **_PORT),
+            "receive_buffer_bytes": Key(
+                Kind.INT, default=4 * 1024 * 1024, low=65_536, high=256 * 1024 * 1024
+            ),
+            "dictionary_dir": Key(Kind.STR, default="conf/dictionaries"),
+            "extra_dictionaries": Key(Kind.LIST, default=()),
+            "session_timeout_s": Key(Kind.INT, default=86_400, low=60, high=31_536_000, unit="seconds"),
+            "interim_interval_s": Key(Kind.INT, default=300, low=60, high=86_400, unit="seconds"),
+            "reply_cache_window_s": Key(Kind.FLOAT, default=30.0, low=1.0, high=300.0, unit="seconds"),
+            "journal_dir": Key(Kind.STR, default="var/journal"),
+            "snapshot_poll_s": Key(Kind.FLOAT, default=1.0, low=0.1, high=300.0, unit="seconds"),
+            "degraded_mode": Key(Kind.CHOICE, default="last_known", choices=DEGRADED_MODES),
+            "reaper_factor": Key(Kind.INT, default=3, low=2, high=100),
+            "metrics_address": Key(Kind.STR, default="127.0.0.1"),
+            "metrics_port": Key(Kind.INT, default=9812, **_PORT),
+            "walled_garden_pool": Key(Kind.STR, default="captive"),
+            "walled_garden_down_kbps": Key(Kind.INT, default=512, low=8, high=10_000_000, unit="kbit/s"),
+            "walled_garden_up_kbps": Key(Kind.INT, default=512, low=8, high=10_000_000, unit="kbit/s"),
+            "walled_garden_session_timeout_s": Key(
+                Kind.INT, default=600, low=60, high=86_400, unit="seconds"
+            ),
+            "out_of_funds": Key(Kind.CHOICE, default="walled_garden", choices=STATUS_ACTIONS),
+            "suspended": Key(Kind.CHOICE, default="walled_garden", choices=STATUS_ACTIONS),
+            "blocked": Key(Kind.CHOICE, default="reject", choices=STATUS_ACTIONS),
+            "nas": Key(Kind.TABLES, item=_NAS),
+            "category_policy": Key(Kind.TABLES, item=_CATEGORY_POLICY),
+        },
+        build=_aaa,
+        check=_check_aaa,
     ),
 )
 
@@ -471,31 +632,35 @@ class _Loader:
                 self.problem("", f"invalid TOML: {exc}")
             return None
 
-    def section(self, spec: Section, raw: object) -> Any:
-        """Validate one table and build its dataclass (``None`` if anything was wrong)."""
+    def section(self, spec: Section, raw: object, where: str | None = None) -> Any:
+        """Validate one table and build its dataclass (``None`` if anything was wrong).
+
+        ``where`` names the table in messages when it is not top-level (``aaa.nas[2]``).
+        """
+        where = where or spec.name
         if raw is None:
             if spec.required:
                 required = ", ".join(k for k, key in spec.keys.items() if key.required)
-                self.problem(spec.name, f"missing table [{spec.name}] (required keys: {required})")
+                self.problem(where, f"missing table [{where}] (required keys: {required})")
                 return None
             raw = {}
         if not isinstance(raw, dict):
-            self.problem(spec.name, f"expected a table [{spec.name}], got {_show(raw)}")
+            self.problem(where, f"expected a table [{where}], got {_show(raw)}")
             return None
         before = len(self.problems)
         for name in raw:
             if name not in spec.keys:
-                message = _unknown("key", name, spec.keys, f"known keys of [{spec.name}]")
-                self.problem(f"{spec.name}.{name}", message)
+                message = _unknown("key", name, spec.keys, f"known keys of [{where}]")
+                self.problem(f"{where}.{name}", message)
         values: dict[str, Any] = {}
         for name, key in spec.keys.items():
-            dotted = f"{spec.name}.{name}"
+            dotted = f"{where}.{name}"
             values[name] = self.value(dotted, key, raw[name]) if name in raw else self.absent(dotted, key)
         if len(self.problems) > before:
             return None
         if spec.check is not None:
             for name, message in spec.check(values):
-                self.problem(f"{spec.name}.{name}", message)
+                self.problem(f"{where}.{name}", message)
             if len(self.problems) > before:
                 return None
         return spec.build(**values)
@@ -509,6 +674,8 @@ class _Loader:
         """Type-check, range-check and convert one present value; ``None`` on a problem."""
         if key.kind is Kind.SECRET:
             return self.secret(dotted, key, raw)
+        if key.kind is Kind.TABLES:
+            return self.tables(dotted, key, raw)
         value = self.typed(key, raw)
         if value is _INVALID:
             self.problem(dotted, f"expected {key.describe()}, got {_show(raw)}")
@@ -525,9 +692,24 @@ class _Loader:
             self.problem(dotted, f"expected {key.describe()}, got {shown}{reason}")
             return None
 
+    def tables(self, dotted: str, key: Key, raw: object) -> tuple[Any, ...] | None:
+        """An array of tables, each validated against ``key.item``; ``None`` on a problem."""
+        assert key.item is not None
+        if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+            self.problem(dotted, f"expected {key.describe()} ([[{dotted}]] blocks), got {_show(raw)}")
+            return None
+        built = [self.section(key.item, item, f"{dotted}[{index}]") for index, item in enumerate(raw)]
+        return None if any(b is None for b in built) else tuple(built)
+
     @staticmethod
     def typed(key: Key, raw: object) -> Any:
         """The value if it has the key's type and range, else :data:`_INVALID`."""
+        if key.kind is Kind.LIST:
+            if not isinstance(raw, list) or not all(isinstance(v, str) and v.strip() for v in raw):
+                return _INVALID
+            if key.choices and not all(v in key.choices for v in raw):
+                return _INVALID
+            return tuple(raw)
         if key.kind is Kind.BOOL:
             return raw if isinstance(raw, bool) else _INVALID
         if key.kind in (Kind.STR, Kind.CHOICE):

@@ -64,7 +64,7 @@ def keyed(problems: list[Problem]) -> dict[str, str]:
 
 @pytest.mark.parametrize("name", ["billing.toml", "demo.toml"])
 def test_shipped_config_loads_cleanly(name: str) -> None:
-    config = load_config(REPO / "conf" / name, env={})
+    config = load_config(REPO / "conf" / name, env={"BILLING_NAS_SECRET": "a-shared-secret"})
     assert isinstance(config, Config)
     assert config.source == REPO / "conf" / name
 
@@ -366,3 +366,79 @@ def test_default_config_path_falls_back_to_system_then_repo_file(
     assert default_config_path(env={}) == Path("conf/billing.toml")
     system.write_text("")
     assert default_config_path(env={}) == system
+
+
+# --------------------------------------------------------------------------- [aaa]
+
+AAA = """
+[aaa]
+auth_port = 11812
+acct_port = 11813
+
+[[aaa.nas]]
+name = "bras-1"
+address = "10.1.0.0/16"
+secret = "s3cret-s3cret-s3cret"
+vendor = "mikrotik"
+
+[[aaa.nas]]
+name = "bras-2"
+address = "10.1.2.3"
+secret = { env = "NAS2" }
+identification = ["mac", "port"]
+
+[[aaa.category_policy]]
+category = "business"
+out_of_funds = "reject"
+"""
+
+
+def test_aaa_section_builds_nas_clients_and_policies(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + AAA), env={"NAS2": "other-secret"})
+    aaa = config.aaa
+    assert (aaa.listen.auth_port, aaa.listen.acct_port) == (11812, 11813)
+    assert [c.name for c in aaa.nas] == ["bras-1", "bras-2"]
+    assert aaa.nas[1].secret == b"other-secret" and aaa.nas[1].identification == ("mac", "port")
+    assert aaa.client_for("10.1.2.3").name == "bras-2"  # the most specific network wins
+    assert aaa.client_for("10.1.9.9").name == "bras-1"
+    assert aaa.client_for("192.0.2.1") is None
+    assert aaa.policy_for("business").out_of_funds == "reject"
+    assert aaa.policy_for("residential").out_of_funds == "walled_garden"
+
+
+def test_aaa_is_optional(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL), env={}).aaa.nas == ()
+
+
+def test_nas_secrets_never_appear_in_the_public_dump(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + AAA), env={"NAS2": "other-secret"})
+    dumped = json.dumps(config.to_public_dict())
+    assert "s3cret" not in dumped and "other-secret" not in dumped
+    assert config.to_public_dict()["aaa"]["nas"][0]["network"] == "10.1.0.0/16"
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "fragment"),
+    [
+        (('address = "10.1.0.0/16"', 'address = "10.1.0.1/16"'), "aaa.nas[0].address", "host bits"),
+        (('vendor = "mikrotik"', 'vendor = "nokia"'), "aaa.nas[0].vendor", "mikrotik"),
+        (
+            ('identification = ["mac", "port"]', 'identification = ["mac", "imsi"]'),
+            "aaa.nas[1].identification",
+            "login",
+        ),
+        (('name = "bras-2"', 'name = "bras-1"'), "aaa.nas", "more than once"),
+        (("acct_port = 11813", "acct_port = 11812"), "aaa.acct_port", "differ"),
+        (
+            ('category = "business"', 'category = "business"\ncolour = "red"'),
+            "aaa.category_policy[0].colour",
+            "unknown key",
+        ),
+    ],
+)
+def test_aaa_problems_name_the_nested_key(
+    tmp_path: Path, change: tuple[str, str], key: str, fragment: str
+) -> None:
+    problems = keyed(problems_of(write(tmp_path, MINIMAL + AAA.replace(*change)), env={"NAS2": "x-secret"}))
+    assert key in problems, problems
+    assert fragment in problems[key]

@@ -1,0 +1,84 @@
+"""Group commit on the reactor: requests queue up while a write is in flight, then go together.
+
+Accounting must be durable before the NAS gets its Accounting-Response, and one commit (a WAL
+flush, or an fsync of the journal) per record caps throughput at the disk's flush rate. Here
+records arriving while a group is being written wait for the next group; each caller gets a
+Deferred that fires when its group is durable, or fails with the group. At most one group is
+in flight, so records reach the database in arrival order. The blocking write runs in a thread
+pool: the reactor never waits on I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+T = TypeVar("T")
+
+
+class GroupCommitter(Generic[T]):
+    """Batches items for ``write(items)`` (blocking, run in ``pool``); see the module docstring."""
+
+    def __init__(
+        self,
+        reactor: IReactorFromThreads,
+        pool: ThreadPool,
+        write: Callable[[Sequence[T]], None],
+        max_group: int = 1000,
+    ) -> None:
+        self._reactor = reactor
+        self._pool = pool
+        self._write = write
+        self._max_group = max_group
+        self._queue: list[tuple[T, Deferred[None]]] = []
+        self._busy = False
+        self._idle: list[Deferred[None]] = []
+
+    @property
+    def pending(self) -> int:
+        """Items waiting or being written."""
+        return len(self._queue) + (1 if self._busy else 0)
+
+    def submit(self, item: T) -> Deferred[None]:
+        """Queue ``item``; the Deferred fires once it is durable (reactor thread only)."""
+        done: Deferred[None] = Deferred()
+        self._queue.append((item, done))
+        if not self._busy:
+            self._flush()
+        return done
+
+    def drained(self) -> Deferred[None]:
+        """Fires when nothing is queued or in flight (for a clean shutdown)."""
+        if not self._busy and not self._queue:
+            return Deferred.fromResult(None)
+        waiter: Deferred[None] = Deferred()
+        self._idle.append(waiter)
+        return waiter
+
+    def _flush(self) -> None:
+        group, self._queue = self._queue[: self._max_group], self._queue[self._max_group :]
+        if not group:
+            self._busy = False
+            idle, self._idle = self._idle, []
+            for waiter in idle:
+                waiter.callback(None)
+            return
+        self._busy = True
+        written = deferToThreadPool(self._reactor, self._pool, self._write, [item for item, _ in group])
+        written.addCallbacks(self._succeeded, self._failed, callbackArgs=(group,), errbackArgs=(group,))
+
+    def _succeeded(self, _: object, group: list[tuple[T, Deferred[None]]]) -> None:
+        for _item, done in group:
+            done.callback(None)
+        self._flush()
+
+    def _failed(self, failure: Failure, group: list[tuple[T, Deferred[None]]]) -> None:
+        for _item, done in group:
+            done.errback(failure)
+        self._flush()
