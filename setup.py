@@ -38,7 +38,7 @@ setup(
         "console_scripts": [
             "billing-admin=billing.cli.main:main",
             "billing-sim=simulators.main:main",
-            # Reserved name, added with its code: "billingd" (the AAA daemon, aaa/).
+            "billingd=billing.daemon:main",
         ],
     },
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
@@ -56,7 +56,7 @@ class GroupCommitter(Generic[T]):
     def drained(self) -> Deferred[None]:
         """Fires when nothing is queued or in flight (for a clean shutdown)."""
         if not self._busy and not self._queue:
-            return Deferred.fromResult(None)
+            return succeed(None)
         waiter: Deferred[None] = Deferred()
         self._idle.append(waiter)
         return waiter

@@ -101,7 +101,7 @@ class RadiusHandler:
         return None
 
     def _access(self, packet: RadiusPacket, client: NasClient) -> Reply:
-        if not packet.has_message_authenticator():
+        if not packet.has_message_authenticator:
             if client.require_message_authenticator:
                 return self._reply(packet, client, Situation.NO_MESSAGE_AUTHENTICATOR)
         elif not codec.verify_message_authenticator(packet, client.secret):
@@ -116,9 +116,7 @@ class RadiusHandler:
     ) -> Reply | Deferred[Reply]:
         if not codec.verify_request_authenticator(packet, client.secret):
             return self._reply(packet, client, Situation.BAD_AUTHENTICATOR)
-        if packet.has_message_authenticator() and not codec.verify_message_authenticator(
-            packet, client.secret
-        ):
+        if packet.has_message_authenticator and not codec.verify_message_authenticator(packet, client.secret):
             return self._reply(packet, client, Situation.BAD_AUTHENTICATOR)
         assert self._accounting is not None
         stored = self._accounting(packet, client, source[0])
@@ -129,7 +127,7 @@ class RadiusHandler:
 
     def _status(self, packet: RadiusPacket, client: NasClient) -> Reply:
         if not (
-            packet.has_message_authenticator() and codec.verify_message_authenticator(packet, client.secret)
+            packet.has_message_authenticator and codec.verify_message_authenticator(packet, client.secret)
         ):
             return self._reply(packet, client, Situation.BAD_AUTHENTICATOR)
         self._count(packet.code, Situation.ALIVE)

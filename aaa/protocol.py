@@ -63,6 +63,11 @@ class RadiusProtocol(DatagramProtocol):
         self._last_logged: dict[str, float] = {}
         self.in_flight = 0
 
+    def replace(self, clients: Callable[[str], NasClient | None], handler: Handler) -> None:
+        """New NAS clients and handler (a reload); requests in flight finish with the old ones."""
+        self._clients = clients
+        self._handler = handler
+
     def startProtocol(self) -> None:
         handle = self.transport.getHandle()  # type: ignore[union-attr]
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer)

@@ -409,7 +409,7 @@ def _aaa(
 
 def _check_aaa(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     problems = []
-    if values["auth_port"] == values["acct_port"]:
+    if values["auth_port"] == values["acct_port"] != 0:
         problems.append(("acct_port", "must differ from auth_port"))
     names = [c.name for c in values["nas"] or ()]
     for name in sorted({n for n in names if names.count(n) > 1}):
@@ -424,6 +424,7 @@ def _check_aaa(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 _PORT = {"low": 1, "high": 65535}
+_LISTEN_PORT = {"low": 0, "high": 65535, "unit": "0 = any free port, logged at start"}
 _NAS = Section(
     "nas",
     {
@@ -519,8 +520,8 @@ SCHEMA: tuple[Section, ...] = (
         "aaa",
         {
             "listen_address": Key(Kind.STR, default="127.0.0.1"),
-            "auth_port": Key(Kind.INT, default=1812, **_PORT),
-            "acct_port": Key(Kind.INT, default=1813, **_PORT),
+            "auth_port": Key(Kind.INT, default=1812, **_LISTEN_PORT),
+            "acct_port": Key(Kind.INT, default=1813, **_LISTEN_PORT),
             "receive_buffer_bytes": Key(
                 Kind.INT, default=4 * 1024 * 1024, low=65_536, high=256 * 1024 * 1024
             ),
@@ -534,7 +535,7 @@ SCHEMA: tuple[Section, ...] = (
             "degraded_mode": Key(Kind.CHOICE, default="last_known", choices=DEGRADED_MODES),
             "reaper_factor": Key(Kind.INT, default=3, low=2, high=100),
             "metrics_address": Key(Kind.STR, default="127.0.0.1"),
-            "metrics_port": Key(Kind.INT, default=9812, **_PORT),
+            "metrics_port": Key(Kind.INT, default=9812, **_LISTEN_PORT),
             "walled_garden_pool": Key(Kind.STR, default="captive"),
             "walled_garden_down_kbps": Key(Kind.INT, default=512, low=8, high=10_000_000, unit="kbit/s"),
             "walled_garden_up_kbps": Key(Kind.INT, default=512, low=8, high=10_000_000, unit="kbit/s"),

@@ -45,7 +45,7 @@ import socket
 import threading
 import time
 import tomllib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
@@ -128,6 +128,11 @@ class Outcome(StrEnum):
     ACKNOWLEDGED = "acknowledged"  # Accounting-Response received
     TIMEOUT = "timeout"  # no valid reply after every try (or the deadline came first)
     NO_SESSION = "no-session"  # interim/stop for a subscriber that is not online
+    SKIPPED = "skipped"  # never sent: the deadline passed (or the simulator closed) while it waited
+
+
+class _NotSent(Exception):
+    """The request was never sent: its deadline passed or the simulator closed first."""
 
 
 # --------------------------------------------------------------------------- subscribers
@@ -300,6 +305,10 @@ class BrasConfig:
             raise ValueError("no subscribers")
         if self.retries < 1 or self.timeout <= 0 or self.workers < 1 or self.interim <= 0:
             raise ValueError("retries and workers must be >= 1, timeout and interim > 0")
+        keys = [sub.key for sub in self.subscribers]
+        if len(set(keys)) != len(keys):
+            twice = sorted(k for k, n in Counter(keys).items() if n > 1)
+            raise ValueError(f"subscribers listed twice: {', '.join(twice[:5])}")
         if not 0.0 <= self.churn <= 1.0:
             raise ValueError(f"churn {self.churn}: expected 0..1")
         ipaddress.ip_address(self.nas_ip)  # ValueError if not an address
@@ -328,6 +337,7 @@ class Stats:
     disconnect_naked: int = 0
     coa_dropped: int = 0  # bad authenticator, malformed, or not a CoA/Disconnect-Request
     coa_duplicates: int = 0  # answered from the reply cache
+    skipped: int = 0  # requests never sent: their deadline passed while they waited for a worker
 
     @property
     def timeouts(self) -> int:
@@ -344,7 +354,8 @@ class Stats:
                 f"coa:        acked {self.coa_acked}, naked {self.coa_naked}; disconnect: acked "
                 f"{self.disconnect_acked}, naked {self.disconnect_naked}; dropped {self.coa_dropped}, "
                 f"duplicates {self.coa_duplicates}",
-                f"retransmissions {self.retransmissions}, timeouts {self.timeouts}",
+                f"retransmissions {self.retransmissions}, timeouts {self.timeouts}, "
+                f"skipped at the deadline {self.skipped}",
             ]
         )
 
@@ -397,6 +408,7 @@ class BrasSimulator:
         self._coa_replies: OrderedDict[tuple[Any, int, bytes], bytes] = OrderedDict()
         self._coa_socket: socket.socket | None = None
         self._coa_thread: threading.Thread | None = None
+        self._coa_bound: tuple[str, int] | None = None
         if config.coa_port is not None:
             sock = socket.socket(
                 socket.AF_INET6 if ":" in config.nas_ip else socket.AF_INET, socket.SOCK_DGRAM
@@ -409,6 +421,7 @@ class BrasSimulator:
                 raise
             sock.settimeout(0.1)  # how often the listener looks at _closed
             self._coa_socket = sock
+            self._coa_bound = sock.getsockname()[:2]
             self._coa_thread = threading.Thread(target=self._coa_loop, name="bras-coa", daemon=True)
             self._coa_thread.start()
 
@@ -438,10 +451,7 @@ class BrasSimulator:
     @property
     def coa_address(self) -> tuple[str, int] | None:
         """Where the CoA listener is bound (the port is the real one when configured as 0)."""
-        if self._coa_socket is None:
-            return None
-        host, port = self._coa_socket.getsockname()[:2]
-        return host, port
+        return self._coa_bound
 
     @property
     def stats(self) -> Stats:
@@ -468,8 +478,12 @@ class BrasSimulator:
     def authenticate(self, sub: Subscriber, *, deadline: float | None = None) -> Outcome:
         """Send the subscriber's Access-Request; on Accept, remember the reply for ``start``."""
         pkt = self._access_request(sub)
+        try:
+            reply = self._exchange(pkt, self.config.auth_port, deadline)
+        except _NotSent:
+            self._count(skipped=1)
+            return Outcome.SKIPPED
         self._count(access_requests=1)
-        reply = self._exchange(pkt, self.config.auth_port, deadline)
         if reply is None:
             self._count(auth_timeouts=1)
             return Outcome.TIMEOUT
@@ -552,8 +566,7 @@ class BrasSimulator:
             self._boot = (self._boot + 1) & 0xFFFF
         pkt = self._acct_packet("Accounting-On")
         pkt["Acct-Session-Id"] = f"{self._boot:04X}00000000"
-        self._count(acct_requests=1, accounting_ons=1)
-        return self._acct_outcome(self._exchange(pkt, self.config.acct_port, deadline))
+        return self._send_accounting(pkt, deadline, "accounting_ons")
 
     def reboot(self, *, deadline: float | None = None) -> Outcome:
         """Accounting-On, then every subscriber that was online logs in again (auth + Start)."""
@@ -648,14 +661,18 @@ class BrasSimulator:
         if cause is not None:
             pkt["Acct-Terminate-Cause"] = int(cause)
         kind = {"Start": "starts", "Interim-Update": "interims", "Stop": "stops"}[status]
-        self._count(acct_requests=1, **{kind: 1})
-        return self._acct_outcome(self._exchange(pkt, self.config.acct_port, deadline))
+        return self._send_accounting(pkt, deadline, kind)
 
-    def _acct_outcome(self, reply: pyrad_packet.Packet | None) -> Outcome:
+    def _send_accounting(self, pkt: pyrad_packet.AcctPacket, deadline: float | None, kind: str) -> Outcome:
+        try:
+            reply = self._exchange(pkt, self.config.acct_port, deadline)
+        except _NotSent:
+            self._count(skipped=1)
+            return Outcome.SKIPPED
         if reply is None:
-            self._count(acct_timeouts=1)
+            self._count(acct_requests=1, acct_timeouts=1, **{kind: 1})
             return Outcome.TIMEOUT
-        self._count(acct_acknowledged=1)
+        self._count(acct_requests=1, acct_acknowledged=1, **{kind: 1})
         return Outcome.ACKNOWLEDGED
 
     def _socket(self) -> socket.socket:
@@ -667,7 +684,7 @@ class BrasSimulator:
             with self._lock:
                 if self._closed.is_set():
                     sock.close()
-                    raise RuntimeError("simulator is closed")
+                    raise _NotSent("simulator is closed")
                 self._sockets.append(sock)
             self._local.sock = sock
         return sock
@@ -675,9 +692,10 @@ class BrasSimulator:
     def _exchange(
         self, pkt: pyrad_packet.Packet, port: int, deadline: float | None
     ) -> pyrad_packet.Packet | None:
-        """Send ``pkt`` up to ``retries`` times; the first valid reply, or None.
+        """Send ``pkt`` up to ``retries`` times; the first valid reply, or None after the last try.
 
-        Never waits past ``deadline`` (a ``time.monotonic()`` value).  A retransmitted
+        Never waits past ``deadline`` (a ``time.monotonic()`` value); raises ``_NotSent`` if
+        the deadline passed (or the simulator closed) before the first send.  A retransmitted
         Access-Request is the same packet; a retransmitted Accounting-Request gets the time
         waited added to Acct-Delay-Time and so a new Identifier (RFC 5080 §2.2.1).
         """
@@ -686,6 +704,8 @@ class BrasSimulator:
         for attempt in range(self.config.retries):
             now = time.monotonic()
             if self._closed.is_set() or (deadline is not None and now >= deadline):
+                if not attempt:
+                    raise _NotSent
                 break
             if attempt:
                 self._count(retransmissions=1)
@@ -899,7 +919,7 @@ class BrasSimulator:
         return None, found[0]
 
     def _disconnect(self, session: Session) -> None:
-        """End the session now; its Stop (Admin-Reset) goes out from the pool after the ACK."""
+        """End the session now; its Stop (Admin-Reset) goes out from the pool, the ACK without waiting."""
         key = session.subscriber.key
         with self._lock:
             if self._sessions.get(key) is not session:

@@ -47,7 +47,9 @@ def _port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="billing-sim", description="Protocol simulators for tests and demos.")
+    parser = argparse.ArgumentParser(
+        prog="billing-sim", description="Protocol simulators for tests and demos."
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bras = commands.add_parser(
@@ -59,16 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bras.add_argument("--server", default="127.0.0.1", help="RADIUS server address (default %(default)s)")
-    bras.add_argument("--auth-port", type=_port, default=1812, help="authentication port (default %(default)s)")
+    bras.add_argument(
+        "--auth-port", type=_port, default=1812, help="authentication port (default %(default)s)"
+    )
     bras.add_argument("--acct-port", type=_port, default=1813, help="accounting port (default %(default)s)")
     bras.add_argument("--secret", default="testing123", help="shared secret (default %(default)s)")
     who = bras.add_mutually_exclusive_group(required=True)
     who.add_argument("--subscribers", metavar="FILE_OR_SPEC", help="subscriber file or generate spec")
-    who.add_argument("--generate", metavar="SPEC", help="generated subscribers, e.g. user%%05d:pw%%05d:1-1000")
+    who.add_argument(
+        "--generate", metavar="SPEC", help="generated subscribers, e.g. user%%05d:pw%%05d:1-1000"
+    )
     bras.add_argument("--count", type=_positive(int), help="use the first N subscribers (default: all)")
-    bras.add_argument("--duration", type=_positive(float), default=30.0, help="seconds to run (default %(default)s)")
     bras.add_argument(
-        "--interim", type=_positive(float), default=10.0, help="seconds between Interim-Updates (default %(default)s)"
+        "--duration", type=_positive(float), default=30.0, help="seconds to run (default %(default)s)"
+    )
+    bras.add_argument(
+        "--interim",
+        type=_positive(float),
+        default=10.0,
+        help="seconds between Interim-Updates (default %(default)s)",
     )
     bras.add_argument(
         "--coa-port", type=_port, default=3799, help="our CoA/Disconnect port, 0 = any (default %(default)s)"
@@ -79,27 +90,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bras.add_argument("--nas-identifier", default="bras-sim", help="NAS-Identifier (default %(default)s)")
     bras.add_argument(
-        "--timeout", type=_positive(float), default=2.0, help="seconds to wait for each reply (default %(default)s)"
-    )
-    bras.add_argument("--retries", type=_positive(int), default=3, help="sends per request (default %(default)s)")
-    bras.add_argument("--workers", type=_positive(int), default=8, help="client threads (default %(default)s)")
-    bras.add_argument(
-        "--login-rate", type=float, default=0.0, help="logins per second at start, 0 = all at once (default 0)"
+        "--timeout",
+        type=_positive(float),
+        default=2.0,
+        help="seconds to wait for each reply (default %(default)s)",
     )
     bras.add_argument(
-        "--churn", type=float, default=0.0, help="chance per interim that a session ends and comes back (0..1)"
+        "--retries", type=_positive(int), default=3, help="sends per request (default %(default)s)"
     )
     bras.add_argument(
-        "--reboot-after", type=_positive(float), help="seconds into the run: Accounting-On, then everyone re-logs"
+        "--workers", type=_positive(int), default=8, help="client threads (default %(default)s)"
     )
     bras.add_argument(
-        "--download-rate", type=int, default=1_250_000, help="octets/s to each subscriber (default %(default)s)"
+        "--login-rate",
+        type=float,
+        default=0.0,
+        help="logins per second at start, 0 = all at once (default 0)",
+    )
+    bras.add_argument(
+        "--churn",
+        type=float,
+        default=0.0,
+        help="chance per interim that a session ends and comes back (0..1)",
+    )
+    bras.add_argument(
+        "--reboot-after",
+        type=_positive(float),
+        help="seconds into the run: Accounting-On, then everyone re-logs",
+    )
+    bras.add_argument(
+        "--download-rate",
+        type=int,
+        default=1_250_000,
+        help="octets/s to each subscriber (default %(default)s)",
     )
     bras.add_argument(
         "--upload-rate", type=int, default=125_000, help="octets/s from each subscriber (default %(default)s)"
     )
     bras.add_argument("--no-stop-at-end", action="store_true", help="leave sessions open (no final Stops)")
-    bras.add_argument("--dictionary", type=Path, help="RADIUS dictionary (default: conf/dictionaries/dictionary)")
+    bras.add_argument(
+        "--dictionary", type=Path, help="RADIUS dictionary (default: conf/dictionaries/dictionary)"
+    )
     bras.add_argument("--seed", type=int, help="random seed (CHAP challenges, churn)")
     bras.set_defaults(handler=_run_bras)
     return parser
@@ -111,6 +142,10 @@ def _run_bras(args: argparse.Namespace) -> int:
     spec = args.generate or args.subscribers
     try:
         path = Path(spec)
+        if args.subscribers and not path.is_file() and ":" not in spec:
+            raise bras.SubscriberSpecError(
+                f"{spec}: no such file, and not a LOGIN_FMT:PASSWORD_FMT:FIRST-LAST spec"
+            )
         subs = (
             bras.load_subscribers(path)
             if args.subscribers and path.is_file()

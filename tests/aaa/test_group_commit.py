@@ -100,3 +100,10 @@ def test_sd_notify_is_a_no_op_outside_systemd(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("WATCHDOG_USEC", "10000000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     assert systemd.watchdog_interval_s() == 5.0
+
+
+def test_drained_fires_at_once_when_idle() -> None:
+    committer: GroupCommitter[int] = GroupCommitter(ImmediateReactor(), ManualPool(), lambda items: None)  # type: ignore[arg-type]
+    drained: list[bool] = []
+    committer.drained().addCallback(lambda _: drained.append(True))
+    assert drained == [True]

@@ -1,0 +1,537 @@
+"""Durable accounting: groups of ``AccountingRecord`` into the database, or the journal if it is down.
+
+Why group commit: an Accounting-Response may only go out once its record is durable, and a
+BRAS sends thousands of interims a minute; one transaction (one fsync on the database) per
+group of records, not per record, is what keeps up.  The daemon collects the records that
+arrived while the previous group was being written and hands them to ``store`` together.
+
+One group, one transaction (``AccountingStore.store``):
+
+1. lock the group's sessions that exist: ``SELECT ... WHERE acct_unique_id IN (...) ORDER BY
+   acct_unique_id FOR UPDATE`` (always the same order, so two stores rarely deadlock; on
+   SQLite the engine's ``BEGIN IMMEDIATE`` serialises writers instead);
+2. create the missing ones: ``INSERT ... ON CONFLICT (acct_unique_id) DO NOTHING RETURNING``,
+   in key order, from their first record of the group, with ``service_id`` from the record
+   or else from ``services.login`` = User-Name; then ``SELECT ... FOR UPDATE`` those too, so
+   a session another store created meanwhile is locked and used, never a failure;
+3. run the records through ``aaa.accounting.advance`` in arrival order, in memory;
+   Accounting-On/Off close the loaded sessions of their NAS in memory and the others with one
+   ``UPDATE``;
+4. write each changed session once (an executemany ``UPDATE``) and one ``session_usage``
+   row per positive delta (an executemany ``INSERT``).
+
+A deadlock or serialisation failure retries the group (``retries`` times).  If the database
+is unreachable (``OperationalError``: connection refused, server gone, timeout; a pool
+timeout; a broken connection), the group is appended to the journal instead and ``store``
+returns normally: the records are durable, the NAS may be answered.  Other errors (a bug, a
+constraint the parser should have prevented) propagate: the caller does not answer, the NAS
+retransmits, and the log says why.
+
+Journal format (``encode_record`` / ``decode_record``), one journal record per accounting
+record, a group per ``append``: UTF-8 JSON array, version first, compact separators::
+
+    [1, status, nas_address, acct_session_id, acct_unique_id, event_time_us, received_at_us,
+     nas_port_id, username, calling_station_id, framed_ip, session_time_s, input_octets,
+     output_octets, input_packets, output_packets, terminate_cause, interim_interval_s,
+     service_id]
+
+with times as integer microseconds since the Unix epoch (UTC) and absent values as ``null``.
+About 250 octets a record.
+
+Replay (``replay``) writes pending journal records in order, in groups, and marks each group
+replayed after its commit.  It is idempotent: sessions are found by the unique
+``acct_unique_id`` and counters only move forward, so a record written twice (a crash between
+commit and ``mark_replayed``, or a replay run twice) adds no usage.  Records stored directly
+while older ones wait in the journal do not need ordering either, for the same reason.
+
+The reaper (``reap``) closes open sessions not heard of for more than ``factor`` times their
+interim interval, with stop time = when they were last heard of and terminate cause
+``Stale-Session`` (not an RFC 2866 value on purpose: reports can tell a session the server
+gave up on from one the NAS ended).  Usage is never deleted.
+
+Every method blocks (SQLAlchemy sync engine, fsync'd journal): the daemon calls them from a
+thread pool, never from the reactor thread.  One store may be shared by several threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from aaa.accounting import (
+    NAS_REBOOT_CAUSE,
+    AccountingRecord,
+    SessionState,
+    SessionStatus,
+    StatusType,
+    Usage,
+    advance,
+    close_for_nas,
+)
+from aaa.journal import Journal
+from aaa.schema import radius_sessions, services, session_usage
+
+__all__ = [
+    "STALE_SESSION_CAUSE",
+    "AccountingStore",
+    "decode_record",
+    "encode_record",
+]
+
+_log = logging.getLogger(__name__)
+
+STALE_SESSION_CAUSE = "Stale-Session"
+"""Terminate cause the reaper writes on the sessions it closes."""
+
+JOURNAL_FORMAT_VERSION = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+
+_rs = radius_sessions
+_STATE_COLUMNS = (
+    _rs.c.id,
+    _rs.c.acct_unique_id,
+    _rs.c.nas_address,
+    _rs.c.status,
+    _rs.c.started_at,
+    _rs.c.updated_at,
+    _rs.c.stopped_at,
+    _rs.c.terminate_cause,
+    _rs.c.service_id,
+    _rs.c.interim_interval_s,
+    _rs.c.session_time_s,
+    _rs.c.input_octets,
+    _rs.c.output_octets,
+    _rs.c.input_packets,
+    _rs.c.output_packets,
+)
+# what advance() may change on an existing row, written back once per group
+_MUTABLE = (
+    "status",
+    "updated_at",
+    "stopped_at",
+    "terminate_cause",
+    "service_id",
+    "interim_interval_s",
+    "session_time_s",
+    "input_octets",
+    "output_octets",
+    "input_packets",
+    "output_packets",
+)
+_UPDATE_SESSION = (
+    update(_rs)
+    .where(_rs.c.id == bindparam("b_id", type_=_rs.c.id.type))
+    .values({name: bindparam(f"b_{name}", type_=_rs.c[name].type) for name in _MUTABLE})
+)
+
+
+# --------------------------------------------------------------------------- journal format
+
+
+def _micros(value: datetime) -> int:
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def _from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def encode_record(record: AccountingRecord) -> bytes:
+    """Serialise a record for the journal (format in the module docstring)."""
+    r = record
+    return json.dumps(
+        [
+            JOURNAL_FORMAT_VERSION,
+            int(r.status),
+            r.nas_address,
+            r.acct_session_id,
+            r.acct_unique_id,
+            _micros(r.event_time),
+            _micros(r.received_at),
+            r.nas_port_id,
+            r.username,
+            r.calling_station_id,
+            r.framed_ip,
+            r.session_time_s,
+            r.input_octets,
+            r.output_octets,
+            r.input_packets,
+            r.output_packets,
+            r.terminate_cause,
+            r.interim_interval_s,
+            r.service_id,
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+
+
+def decode_record(data: bytes) -> AccountingRecord:
+    """Inverse of ``encode_record``; ``ValueError`` for an unknown version or shape."""
+    fields = json.loads(data)
+    if not isinstance(fields, list) or not fields or fields[0] != JOURNAL_FORMAT_VERSION or len(fields) != 19:
+        raise ValueError(f"not a version {JOURNAL_FORMAT_VERSION} accounting journal record: {data[:60]!r}")
+    (_, status, nas, session_id, unique_id, event_us, received_us, *rest) = fields
+    (port, user, calling, framed, seconds, in_o, out_o, in_p, out_p, cause, interval, service) = rest
+    return AccountingRecord(
+        status=StatusType(status),
+        nas_address=nas,
+        acct_session_id=session_id,
+        acct_unique_id=unique_id,
+        event_time=_from_micros(event_us),
+        received_at=_from_micros(received_us),
+        nas_port_id=port,
+        username=user,
+        calling_station_id=calling,
+        framed_ip=framed,
+        session_time_s=seconds,
+        input_octets=in_o,
+        output_octets=out_o,
+        input_packets=in_p,
+        output_packets=out_p,
+        terminate_cause=cause,
+        interim_interval_s=interval,
+        service_id=service,
+    )
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """Errors that mean "the database cannot be reached now", not "this data is wrong"."""
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
+def _retryable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class AccountingStore:
+    """Writes accounting records to the database in groups; falls back to the journal.
+
+    ``engine`` must serialise SQLite writers (``BEGIN IMMEDIATE``) if it is SQLite; on
+    PostgreSQL row locks do it.  ``retries``: how many times a group that hit a deadlock or
+    serialisation failure is retried before it is treated as unstorable now (journaled).
+    ``replay_group``: records per transaction during replay.  All methods block: call them
+    from a thread pool.
+    """
+
+    def __init__(
+        self, engine: Engine, journal: Journal, *, retries: int = 3, replay_group: int = 500
+    ) -> None:
+        if replay_group < 1:
+            raise ValueError(f"replay_group must be positive, got {replay_group!r}")
+        self.engine = engine
+        self.journal = journal
+        self.retries = retries
+        self.replay_group = replay_group
+        insert_for = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._insert_session = (
+            insert_for(_rs)
+            .on_conflict_do_nothing(index_elements=[_rs.c.acct_unique_id])
+            .returning(_rs.c.id, _rs.c.acct_unique_id)
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    def store(self, records: Sequence[AccountingRecord]) -> None:
+        """Make ``records`` durable: one database transaction, or the journal if the DB is down.
+
+        Returns once the whole group is committed or fsync'd in the journal; raises if
+        neither happened (then do not answer the NAS).
+        """
+        if not records:
+            return
+        try:
+            self._write(records)
+        except Exception as exc:
+            if not _database_unavailable(exc):
+                raise
+            _log.warning("database unavailable, journaling %d accounting records: %s", len(records), exc)
+            self.journal.append([encode_record(r) for r in records])
+
+    def replay(self) -> int:
+        """Move journaled records into the database, in order; return how many were moved.
+
+        Stops (without raising) at the first group the database cannot take while it is
+        unavailable; those records stay pending for the next call.  Idempotent.
+        """
+        replayed = 0
+        group: list[AccountingRecord] = []
+        last_seq = 0
+        try:
+            for seq, data in self.journal.pending():
+                group.append(decode_record(data))
+                last_seq = seq
+                if len(group) >= self.replay_group:
+                    self._write(group)
+                    self.journal.mark_replayed(last_seq)
+                    replayed += len(group)
+                    group = []
+            if group:
+                self._write(group)
+                self.journal.mark_replayed(last_seq)
+                replayed += len(group)
+        except Exception as exc:
+            if not _database_unavailable(exc):
+                raise
+            _log.warning("database unavailable, replay paused after %d records: %s", replayed, exc)
+        return replayed
+
+    def reap(self, now: datetime, factor: float, *, default_interval_s: int | None = None) -> int:
+        """Close open sessions silent for more than ``factor`` x their interim interval.
+
+        A session without a known interval uses ``default_interval_s`` (what the daemon sends
+        as Acct-Interim-Interval); if that is None too, such sessions are left alone.  Closed
+        sessions get ``stopped_at`` = when last heard of and cause ``Stale-Session``.
+        Returns how many were closed.
+        """
+        if now.tzinfo is None:
+            raise ValueError("now must be an aware datetime")
+        if factor <= 0:
+            raise ValueError(f"factor must be positive, got {factor!r}")
+        closed = 0
+        with self.engine.begin() as conn:
+            intervals = conn.execute(
+                select(_rs.c.interim_interval_s).distinct().where(_rs.c.status == SessionStatus.OPEN.value)
+            ).scalars()
+            for interval in list(intervals):
+                effective = interval or default_interval_s
+                if not effective:
+                    continue
+                same_interval = (
+                    _rs.c.interim_interval_s.is_(None)
+                    if interval is None
+                    else _rs.c.interim_interval_s == interval
+                )
+                result = conn.execute(
+                    update(_rs)
+                    .where(
+                        _rs.c.status == SessionStatus.OPEN.value,
+                        same_interval,
+                        _rs.c.updated_at < now - timedelta(seconds=factor * effective),
+                    )
+                    .values(
+                        status=SessionStatus.CLOSED.value,
+                        stopped_at=_rs.c.updated_at,
+                        terminate_cause=STALE_SESSION_CAUSE,
+                    )
+                )
+                closed += result.rowcount
+        if closed:
+            _log.info("reaped %d stale sessions", closed)
+        return closed
+
+    # ------------------------------------------------------------------ internals
+
+    def _write(self, records: Sequence[AccountingRecord]) -> None:
+        attempt = 0
+        while True:
+            try:
+                with self.engine.begin() as conn:
+                    self._write_group(conn, records)
+                return
+            except sa_exc.DBAPIError as exc:
+                if not _retryable(exc) or attempt >= self.retries:
+                    raise
+                attempt += 1
+                _log.info("accounting group of %d hit %s, retry %d", len(records), exc.orig, attempt)
+
+    def _write_group(self, conn: Connection, records: Sequence[AccountingRecord]) -> None:
+        first_index: dict[str, int] = {}
+        for index, record in enumerate(records):
+            if record.status.is_session:
+                first_index.setdefault(record.acct_unique_id, index)
+        uids = sorted(first_index)
+
+        ids: dict[str, int] = {}
+        states: dict[str, SessionState] = {}
+        nas_of: dict[str, str] = {}
+        created: dict[int, Usage] = {}  # index of a creating record -> its usage
+        if uids:
+            self._lock(conn, uids, ids, states, nas_of)
+            missing = [uid for uid in uids if uid not in ids]
+            if missing:
+                created = self._create(conn, records, missing, first_index)
+                self._lock(conn, missing, ids, states, nas_of)
+
+        changed: set[str] = set()
+        usage_rows: list[dict[str, Any]] = []
+        for index, record in enumerate(records):
+            if not record.status.is_session:
+                self._close_for_nas(conn, record, ids, states, nas_of, changed, created, first_index, index)
+                continue
+            uid = record.acct_unique_id
+            usage = created.get(index)
+            if usage is None:
+                transition = advance(states[uid], record)
+                if transition.changed:
+                    states[uid] = transition.state
+                    changed.add(uid)
+                usage = transition.usage
+            if not usage.is_empty:
+                usage_rows.append(
+                    {
+                        "session_id": ids[uid],
+                        "service_id": states[uid].service_id,
+                        "recorded_at": record.event_time,
+                        "input_octets": usage.input_octets,
+                        "output_octets": usage.output_octets,
+                        "seconds": usage.seconds,
+                    }
+                )
+
+        if changed:
+            conn.execute(
+                _UPDATE_SESSION,
+                [
+                    {"b_id": ids[uid], **{f"b_{name}": _column_value(states[uid], name) for name in _MUTABLE}}
+                    for uid in sorted(changed)
+                ],
+            )
+        if usage_rows:
+            conn.execute(session_usage.insert(), usage_rows)
+
+    def _lock(
+        self,
+        conn: Connection,
+        uids: Sequence[str],
+        ids: dict[str, int],
+        states: dict[str, SessionState],
+        nas_of: dict[str, str],
+    ) -> None:
+        """Load and lock the existing sessions among ``uids`` (in key order)."""
+        rows = conn.execute(
+            select(*_STATE_COLUMNS)
+            .where(_rs.c.acct_unique_id.in_(uids))
+            .order_by(_rs.c.acct_unique_id)
+            .with_for_update()
+        )
+        for row in rows:
+            ids[row.acct_unique_id] = row.id
+            nas_of[row.acct_unique_id] = row.nas_address
+            states[row.acct_unique_id] = SessionState(
+                status=SessionStatus(row.status),
+                started_at=row.started_at,
+                updated_at=row.updated_at,
+                stopped_at=row.stopped_at,
+                terminate_cause=row.terminate_cause,
+                service_id=row.service_id,
+                interim_interval_s=row.interim_interval_s,
+                session_time_s=row.session_time_s,
+                input_octets=row.input_octets,
+                output_octets=row.output_octets,
+                input_packets=row.input_packets,
+                output_packets=row.output_packets,
+            )
+
+    def _create(
+        self,
+        conn: Connection,
+        records: Sequence[AccountingRecord],
+        missing: Sequence[str],
+        first_index: dict[str, int],
+    ) -> dict[int, Usage]:
+        """Insert the missing sessions from their first record; return the usage of those we made."""
+        logins = {
+            records[first_index[uid]].username
+            for uid in missing
+            if records[first_index[uid]].service_id is None and records[first_index[uid]].username
+        }
+        service_ids = self._service_ids(conn, logins)
+        rows: list[dict[str, Any]] = []
+        usages: dict[str, tuple[int, Usage]] = {}
+        for uid in missing:  # sorted: concurrent inserters wait on each other in one order
+            index = first_index[uid]
+            record = records[index]
+            if record.service_id is None:
+                record = replace(record, service_id=service_ids.get(record.username))
+            transition = advance(None, record)
+            usages[uid] = (index, transition.usage)
+            rows.append(_new_row(record, transition.state))
+        inserted = conn.execute(self._insert_session, rows)
+        return {usages[row.acct_unique_id][0]: usages[row.acct_unique_id][1] for row in inserted}
+
+    @staticmethod
+    def _service_ids(conn: Connection, logins: Iterable[str]) -> dict[str, int]:
+        wanted = sorted(logins)
+        if not wanted:
+            return {}
+        rows = conn.execute(select(services.c.login, services.c.id).where(services.c.login.in_(wanted)))
+        return {row.login: row.id for row in rows}
+
+    @staticmethod
+    def _close_for_nas(
+        conn: Connection,
+        record: AccountingRecord,
+        ids: dict[str, int],
+        states: dict[str, SessionState],
+        nas_of: dict[str, str],
+        changed: set[str],
+        created: dict[int, Usage],
+        first_index: dict[str, int],
+        index: int,
+    ) -> None:
+        """Accounting-On/Off at position ``index`` of the group: close the NAS's open sessions."""
+        loaded: list[int] = []
+        for uid, state in states.items():
+            if nas_of[uid] != record.nas_address:
+                continue
+            loaded.append(ids[uid])
+            if first_index[uid] > index and first_index[uid] in created:
+                continue  # created by a later record of this group: not there yet
+            new = close_for_nas(state, record.event_time)
+            if new is not state:
+                states[uid] = new
+                changed.add(uid)
+        conn.execute(
+            update(_rs)
+            .where(
+                _rs.c.nas_address == record.nas_address,
+                _rs.c.status == SessionStatus.OPEN.value,
+                _rs.c.started_at < record.event_time,
+                _rs.c.id.not_in(loaded),
+            )
+            .values(
+                status=SessionStatus.CLOSED.value,
+                stopped_at=record.event_time,
+                terminate_cause=NAS_REBOOT_CAUSE,
+            )
+        )
+        _log.info("%s from %s: open sessions closed", record.status.name, record.nas_address)
+
+
+def _column_value(state: SessionState, name: str) -> Any:
+    value = getattr(state, name)
+    return value.value if isinstance(value, SessionStatus) else value
+
+
+def _new_row(record: AccountingRecord, state: SessionState) -> dict[str, Any]:
+    return {
+        "acct_unique_id": record.acct_unique_id,
+        "acct_session_id": record.acct_session_id,
+        "nas_address": record.nas_address,
+        "nas_port_id": record.nas_port_id,
+        "username": record.username,
+        "calling_station_id": record.calling_station_id,
+        "framed_ip": record.framed_ip,
+        "started_at": state.started_at,
+        **{name: _column_value(state, name) for name in _MUTABLE},
+    }

@@ -1,0 +1,109 @@
+"""``billingd``: the daemon. Reads the config, installs the asyncio reactor, runs the services.
+
+Today that is the RADIUS server (``aaa.service``); the payment API and the provisioning worker
+join it here. Signals: SIGHUP re-reads the config and reloads NAS clients and dictionaries (all
+or nothing; a bad file is logged and the running configuration stays); SIGTERM and SIGINT stop
+listening, let accounting in flight become durable, then exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _install_reactor() -> Any:
+    """The asyncio reactor, installed before anything imports ``twisted.internet.reactor``."""
+    from twisted.internet import asyncioreactor
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    asyncioreactor.install(loop)
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _logging(level: str, form: str) -> None:
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        jsonFileLogObserver,
+        textFileLogObserver,
+    )
+
+    observer = jsonFileLogObserver(sys.stdout) if form == "json" else textFileLogObserver(sys.stdout)
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    globalLogBeginner.beginLoggingTo([FilteringLogObserver(observer, [predicate])], redirectStandardIO=False)
+
+
+def _listen_conninfo(url: str) -> str | None:
+    """A libpq connection string for LISTEN, from a SQLAlchemy PostgreSQL URL (else None)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="billingd", description=__doc__)
+    parser.add_argument(
+        "--config", type=Path, help="config file (default: $BILLING_CONFIG, /etc/billing/...)"
+    )
+    args = parser.parse_args(argv)
+    reactor = _install_reactor()
+
+    from billing.config import ConfigError, default_config_path, load_config
+    from billing.db.engine import make_engine
+
+    path = args.config or default_config_path()
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"billingd: bad configuration:\n{exc}", file=sys.stderr)
+        return 1
+    _logging(config.logging.level, config.logging.format)
+
+    from twisted.logger import Logger
+
+    from aaa.service import AaaService
+
+    log = Logger(namespace="billingd")
+    url = config.database.sqlalchemy_url()
+    engine = make_engine(
+        url, pool_size=config.database.pool_size, statement_timeout_ms=config.database.statement_timeout_ms
+    )
+    service = AaaService(reactor, config.aaa, engine, listen_conninfo=_listen_conninfo(url))
+    outcome = {"code": 0}
+
+    def started_failed(failure: Any) -> None:
+        log.failure("billingd could not start", failure)
+        outcome["code"] = 1
+        reactor.stop()
+
+    def reload() -> None:
+        try:
+            fresh = load_config(path)
+        except ConfigError as exc:
+            log.error("SIGHUP: config not reloaded, keeping the running one:\n{problems}", problems=str(exc))
+            return
+        service.reload(fresh.aaa)
+
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))
+    reactor.addSystemEventTrigger("before", "shutdown", service.stop)
+    reactor.callWhenRunning(lambda: service.start().addErrback(started_failed))
+    reactor.run()
+    engine.dispose()
+    return outcome["code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
