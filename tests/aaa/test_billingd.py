@@ -1,0 +1,357 @@
+"""billingd end to end: a real daemon process on loopback, real RADIUS peers, both databases.
+
+FreeRADIUS's radclient sends PAP, CHAP and accounting; pyrad sends MS-CHAPv2 and retransmits;
+raw sockets play an unknown NAS and a NAS with the wrong secret. One daemon per backend serves
+the whole module; each test uses its own subscribers, so the tests are independent of order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pyrad.client import Client
+from pyrad.dictionary import Dictionary
+from sqlalchemy import Engine, select, text, update
+from test_auth_methods import client_nt_response  # the independent MS-CHAPv2 client of the unit tests
+
+from aaa import codec
+from billing import accounts, dictionaries, operators, subscribers
+from billing.audit import Actor
+from billing.db.engine import make_engine, session_factory
+from billing.db.services import Service, ServiceMac, SpeedProfile
+
+REPO = Path(__file__).resolve().parents[2]
+DICTIONARIES = REPO / "conf" / "dictionaries"
+BILLINGD = Path(sys.executable).with_name("billingd")
+SECRET = "testing123"
+RADCLIENT = shutil.which("radclient")
+needs_radclient = pytest.mark.skipif(
+    RADCLIENT is None,
+    reason="FreeRADIUS radclient not installed (Debian: freeradius-utils; .ci/run installs it)",
+)
+ACTOR = Actor(None, "test", None, "test")
+
+
+@dataclass
+class Daemon:
+    process: subprocess.Popen[bytes]
+    log: Path
+    auth: int
+    acct: int
+    metrics: int
+    engine: Engine
+
+    def radclient(self, kind: str, attributes: str, port: int | None = None) -> str:
+        assert RADCLIENT is not None
+        target = f"127.0.0.1:{port or (self.auth if kind in ('auth', 'status') else self.acct)}"
+        run = subprocess.run(
+            [RADCLIENT, "-x", "-r", "2", "-t", "2", target, kind, SECRET],
+            input=attributes.encode(),
+            capture_output=True,
+            timeout=30,
+        )
+        return run.stdout.decode() + run.stderr.decode()
+
+    def pyrad(self) -> Client:
+        client = Client(server="127.0.0.1", authport=self.auth, acctport=self.acct, secret=SECRET.encode(),
+                        dict=Dictionary(str(DICTIONARIES / "dictionary")))  # fmt: skip
+        client.timeout, client.retries = 2, 2
+        return client
+
+
+def _seed(url: str) -> None:
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        operators.bootstrap(s, ACTOR, "test", "Test")
+        for kind, code in (("subscriber_category", "residential"), ("subscriber_category", "business"),
+                           ("region", "north"), ("adjustment_reason", "goodwill")):  # fmt: skip
+            dictionaries.add(s, ACTOR, kind, code, code.title())
+        profile = SpeedProfile(name="home-100", down_kbps=100_000, up_kbps=20_000)
+        s.add(profile)
+        s.flush()
+        people = [
+            ("demo", "demo", "residential", "10", "active", None),
+            ("broke", "broke", "business", "-5", "active", None),
+            ("walled", "walled", "residential", "-5", "active", None),
+            ("paused", "paused", "residential", "10", "suspended_voluntary", None),
+            ("gone", "gone", "residential", "10", "churned", None),
+            ("flip", "flip", "residential", "10", "active", None),
+            ("ms", "Passw0rd!", "residential", "10", "active", None),
+            ("ipoe", None, "residential", "10", "active", "02:00:00:00:00:01"),
+        ]
+        for login, password, category, funds, status, mac in people:
+            info = subscribers.create(s, ACTOR, kind="person", name=login, category=category, region="north",
+                                      currency="EUR", credit_limit="0")  # fmt: skip
+            number = info.accounts[0].number
+            account = accounts.find(s, number)
+            service = Service(
+                account_id=account.id, kind="internet", status=status, speed_profile_id=profile.id,
+                login=login if password else None, password=password, framed_pool="main",
+            )  # fmt: skip
+            s.add(service)
+            s.flush()
+            if mac:
+                s.add(ServiceMac(mac=mac, service_id=service.id))
+            accounts.adjust(s, ACTOR, number, funds, "goodwill")
+    engine.dispose()
+
+
+def _config(tmp: Path, url: str) -> Path:
+    path = tmp / "billing.toml"
+    path.write_text(
+        f"""
+[isp]
+name = "Test ISP"
+currency = "EUR"
+time_zone = "Europe/Berlin"
+
+[database]
+url = "{url}"
+
+[logging]
+level = "info"
+
+[aaa]
+auth_port = 0
+acct_port = 0
+metrics_port = 0
+dictionary_dir = "{DICTIONARIES}"
+journal_dir = "{tmp / "journal"}"
+snapshot_poll_s = 0.2
+
+[[aaa.nas]]
+name = "lo"
+address = "127.0.0.1"
+secret = "{SECRET}"
+vendor = "mikrotik"
+
+[[aaa.category_policy]]
+category = "business"
+out_of_funds = "reject"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+_READY = re.compile(rb"RADIUS listening on \S+ auth (\d+) acct (\d+) metrics (\d+)")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def daemon(
+    request: pytest.FixtureRequest, templates, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Daemon]:  # type: ignore[no-untyped-def]
+    url = templates.sqlite() if request.param == "sqlite" else templates.postgresql()
+    tmp = tmp_path_factory.mktemp(f"billingd-{request.param}")
+    _seed(url)
+    log = tmp / "billingd.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BILLINGD), "--config", str(_config(tmp, url))], stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 30
+    found = None
+    while found is None and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+        found = _READY.search(log.read_bytes())
+    if found is None:
+        process.kill()
+        pytest.fail("billingd did not start:\n" + log.read_text(errors="replace")[-3000:])
+    engine = make_engine(url)
+    try:
+        yield Daemon(process, log, int(found[1]), int(found[2]), int(found[3]), engine)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            code = -9
+        engine.dispose()
+        templates.drop(url)
+        assert code == 0, "billingd did not stop cleanly:\n" + log.read_text(errors="replace")[-3000:]
+        assert b"stopped; accounting drained" in log.read_bytes()
+
+
+@needs_radclient
+def test_radclient_pap_accepts_with_speed_and_rejects_a_bad_password(daemon: Daemon) -> None:
+    ok = daemon.radclient("auth", "User-Name=demo,User-Password=demo,Message-Authenticator=0x00")
+    assert "Received Access-Accept" in ok and 'Mikrotik-Rate-Limit = "20M/100M"' in ok
+    bad = daemon.radclient("auth", "User-Name=demo,User-Password=nope,Message-Authenticator=0x00")
+    assert "Received Access-Reject" in bad
+
+
+@needs_radclient
+def test_radclient_chap_is_accepted(daemon: Daemon) -> None:
+    out = daemon.radclient("auth", "User-Name=demo,CHAP-Password=demo,Message-Authenticator=0x00")
+    assert "Received Access-Accept" in out
+
+
+@needs_radclient
+@pytest.mark.parametrize(
+    ("login", "expected"),
+    [
+        ("broke", 'Reply-Message = "out of funds"'),  # business: reject when out of funds
+        ("walled", 'Framed-Pool = "captive"'),  # residential: walled garden
+        ("paused", 'Framed-Pool = "captive"'),
+        ("gone", 'Reply-Message = "service terminated"'),
+        ("nobody", 'Reply-Message = "unknown subscriber"'),
+    ],
+)
+def test_status_and_funds_decide_the_answer(daemon: Daemon, login: str, expected: str) -> None:
+    out = daemon.radclient("auth", f"User-Name={login},User-Password={login},Message-Authenticator=0x00")
+    assert expected in out, out
+
+
+@needs_radclient
+def test_access_request_without_message_authenticator_gets_no_reply(daemon: Daemon) -> None:
+    out = daemon.radclient("auth", "User-Name=demo,User-Password=demo")
+    assert "No reply from server" in out
+
+
+@needs_radclient
+def test_status_server_is_answered(daemon: Daemon) -> None:
+    assert "Received Access-Accept" in daemon.radclient("status", "Message-Authenticator=0x00")
+
+
+@needs_radclient
+def test_radclient_accounting_is_stored_with_usage_deltas(daemon: Daemon) -> None:
+    base = "User-Name=demo,Acct-Session-Id=e2e-1,NAS-IP-Address=127.0.0.1"
+    steps = [
+        ("Start", ""),
+        ("Interim-Update", ",Acct-Input-Octets=1000,Acct-Output-Octets=5000"),
+        ("Interim-Update", ",Acct-Input-Octets=1500,Acct-Output-Octets=9000"),
+        ("Stop", ",Acct-Input-Octets=1500,Acct-Output-Octets=9000"),
+    ]
+    for status, counters in steps:
+        out = daemon.radclient("acct", f"{base},Acct-Status-Type={status}{counters}")
+        assert "Received Accounting-Response" in out, out
+    with daemon.engine.connect() as conn:
+        session = conn.execute(
+            text(
+                "SELECT id, status, input_octets, output_octets FROM radius_sessions"
+                " WHERE acct_session_id = 'e2e-1'"
+            )
+        ).one()
+        usage = conn.execute(
+            text("SELECT sum(input_octets), sum(output_octets) FROM session_usage WHERE session_id = :s"),
+            {"s": session.id},
+        ).one()
+    assert (session.status, session.input_octets, session.output_octets) == ("closed", 1500, 9000)
+    assert tuple(usage) == (1500, 9000)
+
+
+def test_pyrad_mschapv2_is_accepted_with_mppe_keys(daemon: Daemon) -> None:
+    client = daemon.pyrad()
+    request = client.CreateAuthPacket(code=1, User_Name="ms")
+    challenge, peer = os.urandom(16), os.urandom(16)
+    response = client_nt_response(challenge, peer, b"ms", "Passw0rd!")
+    request["MS-CHAP-Challenge"] = challenge
+    request["MS-CHAP2-Response"] = bytes((1, 0)) + peer + bytes(8) + response
+    request.add_message_authenticator()
+    reply = client.SendPacket(request)
+    assert reply.code == 2
+    assert reply["MS-CHAP2-Success"][0].startswith(b"\x01S=")
+    assert "MS-MPPE-Send-Key" in reply and "MS-MPPE-Recv-Key" in reply
+
+
+def _datagram(daemon: Daemon, login: str, identifier: int = 9) -> bytes:
+    client = daemon.pyrad()
+    request = client.CreateAuthPacket(code=1, id=identifier, User_Name=login)
+    request["User-Password"] = request.PwCrypt(login)
+    request.add_message_authenticator()
+    return request.RequestPacket()
+
+
+def _exchange(datagram: bytes, port: int, source: str = "127.0.0.1", timeout: float = 1.0) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.settimeout(timeout)
+        sock.sendto(datagram, ("127.0.0.1", port))
+        try:
+            return sock.recv(4096)
+        except TimeoutError:
+            return None
+
+
+def test_a_retransmit_gets_the_identical_reply(daemon: Daemon) -> None:
+    datagram = _datagram(daemon, "demo")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(2)
+        sock.sendto(datagram, ("127.0.0.1", daemon.auth))
+        first = sock.recv(4096)
+        sock.sendto(datagram, ("127.0.0.1", daemon.auth))
+        second = sock.recv(4096)
+    assert first == second and codec.decode(first).code == codec.Code.ACCESS_ACCEPT
+
+
+def test_an_unknown_nas_gets_no_reply(daemon: Daemon) -> None:
+    assert _exchange(_datagram(daemon, "demo"), daemon.auth, source="127.0.0.2") is None
+
+
+def test_a_wrong_secret_is_dropped(daemon: Daemon) -> None:
+    client = daemon.pyrad()
+    client.secret = b"not-the-secret"
+    request = client.CreateAuthPacket(code=1, User_Name="demo")
+    request["User-Password"] = request.PwCrypt("demo")
+    request.add_message_authenticator()
+    assert _exchange(request.RequestPacket(), daemon.auth) is None
+
+
+def test_ipoe_by_mac_is_accepted_without_a_password(daemon: Daemon) -> None:
+    client = daemon.pyrad()
+    request = client.CreateAuthPacket(code=1, User_Name="02:00:00:00:00:01")
+    request["Calling-Station-Id"] = "02-00-00-00-00-01"
+    request.add_message_authenticator()
+    assert client.SendPacket(request).code == 2
+
+
+def test_a_committed_status_change_reaches_authorization_within_a_second(daemon: Daemon) -> None:
+    first = _exchange(_datagram(daemon, "flip", 21), daemon.auth)
+    assert first is not None and codec.decode(first).code == codec.Code.ACCESS_ACCEPT
+    with daemon.engine.begin() as conn:
+        conn.execute(update(Service).where(Service.login == "flip").values(status="blocked"))
+    deadline = time.monotonic() + 1.5
+    code = None
+    while time.monotonic() < deadline:
+        reply = _exchange(
+            _datagram(daemon, "flip", identifier=int(time.monotonic() * 1000) % 256), daemon.auth
+        )
+        code = codec.decode(reply).code if reply else None
+        if code == codec.Code.ACCESS_REJECT:
+            break
+        time.sleep(0.05)
+    assert code == codec.Code.ACCESS_REJECT
+
+
+def test_metrics_count_requests_and_report_the_snapshot(daemon: Daemon) -> None:
+    _exchange(_datagram(daemon, "demo", 33), daemon.auth)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics}/metrics", timeout=5).read().decode()
+    assert re.search(r'billingd_radius_requests_total\{outcome="accept",type="access_request"\} [1-9]', body)
+    assert "billingd_snapshot_subscribers 8.0" in body or "billingd_snapshot_subscribers 7.0" in body
+    assert "billingd_journal_depth 0.0" in body
+
+
+def test_funds_come_from_the_ledger(daemon: Daemon) -> None:
+    """The snapshot's available funds are the ledger balance plus the credit limit."""
+    with daemon.engine.connect() as conn:
+        balance = conn.execute(
+            select(text("balance")).select_from(text("ledger_accounts")).where(text("code = 'acct:100002'"))
+        ).scalar_one()
+    assert Decimal(balance) in (Decimal(5), Decimal(5_000_000))  # PostgreSQL NUMERIC, or SQLite millionths
