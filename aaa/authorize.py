@@ -52,6 +52,7 @@ class Subscriber(Protocol):
     framed_pool: str | None
     ipv6_prefix: IPv6Network | None
     delegated_prefix: IPv6Network | None
+    simultaneous_use: int | None
 
 
 class Directory(Protocol):
@@ -72,6 +73,8 @@ class Verdict:
     attributes: tuple[Attribute, ...]
     outcome: str
     service_id: int | None = None
+    simultaneous_use: int | None = None
+    """The service's limit of concurrent sessions, for the caller to check (it needs the DB)."""
 
 
 def authorize(
@@ -147,7 +150,9 @@ def _accept(
         interim_interval_s=settings.interim_interval_s,
         class_=_class(subscriber),
     )
-    return Verdict(True, (*renderer.render(grant), *extra), "accept", subscriber.service_id)
+    return Verdict(
+        True, (*renderer.render(grant), *extra), "accept", subscriber.service_id, subscriber.simultaneous_use
+    )
 
 
 def _restricted(
@@ -168,7 +173,13 @@ def _restricted(
         interim_interval_s=settings.interim_interval_s,
         class_=_class(subscriber),
     )
-    return Verdict(True, renderer.render(grant), f"walled_garden_{outcome}", subscriber.service_id)
+    return Verdict(
+        True,
+        renderer.render(grant),
+        f"walled_garden_{outcome}",
+        subscriber.service_id,
+        subscriber.simultaneous_use,
+    )
 
 
 def _class(subscriber: Subscriber) -> bytes:

@@ -15,7 +15,7 @@ from enum import StrEnum
 from twisted.internet.defer import Deferred
 
 from aaa import codec
-from aaa.authorize import Directory, authorize
+from aaa.authorize import REPLY_MESSAGE, Directory, Verdict, authorize
 from aaa.codec import Code, RadiusPacket
 from aaa.dictionary import RadiusDictionary
 from aaa.identification import IdentificationPlan, Option82Attributes
@@ -58,6 +58,9 @@ STATUS_REPLY = {"auth": Code.ACCESS_ACCEPT, "acct": Code.ACCOUNTING_RESPONSE}
 AccountingSink = Callable[[RadiusPacket, NasClient, str], Deferred[None]]
 """Takes an Accounting-Request; fires once the record is durable, fails if it could not be."""
 
+OpenSessions = Callable[[int], Deferred[int]]
+"""Counts a service's open sessions (a database query, run off the reactor thread)."""
+
 
 class RadiusHandler:
     """Handles the requests of one listener (``kind`` is ``auth`` or ``acct``)."""
@@ -70,8 +73,10 @@ class RadiusHandler:
         directory: Callable[[], Directory],
         accounting: AccountingSink | None,
         metrics: AaaMetrics,
+        open_sessions: OpenSessions | None = None,
     ) -> None:
         self.kind = kind
+        self._open_sessions = open_sessions
         self._settings = settings
         self._directory = directory
         self._accounting = accounting
@@ -100,7 +105,7 @@ class RadiusHandler:
         self._count(code, Situation.UNSUPPORTED)
         return None
 
-    def _access(self, packet: RadiusPacket, client: NasClient) -> Reply:
+    def _access(self, packet: RadiusPacket, client: NasClient) -> Reply | Deferred[Reply]:
         if not packet.has_message_authenticator:
             if client.require_message_authenticator:
                 return self._reply(packet, client, Situation.NO_MESSAGE_AUTHENTICATOR)
@@ -108,8 +113,21 @@ class RadiusHandler:
             return self._reply(packet, client, Situation.BAD_AUTHENTICATOR)
         plan, renderer = self._per_client[client.name]
         verdict = authorize(packet, client, plan, self._option82, self._directory(), renderer, self._settings)
+        if verdict.accept and verdict.simultaneous_use and verdict.service_id and self._open_sessions:
+            limit = verdict.simultaneous_use
+            counted = self._open_sessions(verdict.service_id)
+            return counted.addCallback(lambda n: self._within_limit(packet, client, verdict, n, limit))
         situation = Situation.ACCEPTED if verdict.accept else Situation.REJECTED
         return self._reply(packet, client, situation, verdict.attributes, verdict.outcome)
+
+    def _within_limit(
+        self, packet: RadiusPacket, client: NasClient, verdict: Verdict, n: int, limit: int
+    ) -> Reply:
+        """Simultaneous-use: a service at its limit of open sessions gets no new one."""
+        if n >= limit:
+            message = ((REPLY_MESSAGE, f"simultaneous use limit of {limit} reached".encode()),)
+            return self._reply(packet, client, Situation.REJECTED, message, "simultaneous_use")
+        return self._reply(packet, client, Situation.ACCEPTED, verdict.attributes, verdict.outcome)
 
     def _accounting_request(
         self, packet: RadiusPacket, client: NasClient, source: tuple[str, int]

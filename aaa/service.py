@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client.twisted import MetricsResource
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
@@ -25,7 +25,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from aaa import systemd
+from aaa import schema, systemd
 from aaa.accounting import AccountingRecord, BadAccounting, parse_accounting
 from aaa.accounting_store import AccountingStore
 from aaa.authorize import Directory
@@ -189,11 +189,28 @@ class AaaService:
 
     def _handlers(self, settings: AaaSettings, dictionary: RadiusDictionary) -> dict[str, RadiusHandler]:
         return {
-            "auth": RadiusHandler("auth", settings, dictionary, self._current_directory, None, self.metrics),
+            "auth": RadiusHandler(
+                "auth", settings, dictionary, self._current_directory, None, self.metrics, self._open_sessions
+            ),
             "acct": RadiusHandler(
                 "acct", settings, dictionary, self._current_directory, self._account, self.metrics
             ),
         }
+
+    def _open_sessions(self, service_id: int) -> Deferred[int]:
+        def count() -> int:
+            query = (
+                select(func.count())
+                .select_from(schema.radius_sessions)
+                .where(
+                    schema.radius_sessions.c.service_id == service_id,
+                    schema.radius_sessions.c.status == "open",
+                )
+            )
+            with self.engine.connect() as conn:
+                return int(conn.execute(query).scalar_one())
+
+        return self._in_pool(count)
 
     def _current_directory(self) -> Directory:
         return self._directory

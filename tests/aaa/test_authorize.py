@@ -45,6 +45,7 @@ class Sub:
     framed_pool: str | None = "main"
     ipv6_prefix: IPv6Network | None = None
     delegated_prefix: IPv6Network | None = None
+    simultaneous_use: int | None = None
 
 
 @dataclass

@@ -53,6 +53,7 @@ class Daemon:
     acct: int
     metrics: int
     engine: Engine
+    config: Path
 
     def radclient(self, kind: str, attributes: str, port: int | None = None) -> str:
         assert RADCLIENT is not None
@@ -72,6 +73,20 @@ class Daemon:
         return client
 
 
+PEOPLE = [
+    ("demo", "demo", "residential", "10", "active", None),
+    ("broke", "broke", "business", "-5", "active", None),
+    ("walled", "walled", "residential", "-5", "active", None),
+    ("paused", "paused", "residential", "10", "suspended_voluntary", None),
+    ("gone", "gone", "residential", "10", "churned", None),
+    ("flip", "flip", "residential", "10", "active", None),
+    ("ms", "Passw0rd!", "residential", "10", "active", None),
+    ("ipoe", None, "residential", "10", "active", "02:00:00:00:00:01"),
+    ("solo", "solo", "residential", "10", "active", None),
+]
+"""(login, password, category, funds, status, CPE MAC) of the seeded subscribers."""
+
+
 def _seed(url: str) -> None:
     engine = make_engine(url)
     sessions = session_factory(engine)
@@ -83,17 +98,7 @@ def _seed(url: str) -> None:
         profile = SpeedProfile(name="home-100", down_kbps=100_000, up_kbps=20_000)
         s.add(profile)
         s.flush()
-        people = [
-            ("demo", "demo", "residential", "10", "active", None),
-            ("broke", "broke", "business", "-5", "active", None),
-            ("walled", "walled", "residential", "-5", "active", None),
-            ("paused", "paused", "residential", "10", "suspended_voluntary", None),
-            ("gone", "gone", "residential", "10", "churned", None),
-            ("flip", "flip", "residential", "10", "active", None),
-            ("ms", "Passw0rd!", "residential", "10", "active", None),
-            ("ipoe", None, "residential", "10", "active", "02:00:00:00:00:01"),
-        ]
-        for login, password, category, funds, status, mac in people:
+        for login, password, category, funds, status, mac in PEOPLE:
             info = subscribers.create(s, ACTOR, kind="person", name=login, category=category, region="north",
                                       currency="EUR", credit_limit="0")  # fmt: skip
             number = info.accounts[0].number
@@ -101,6 +106,7 @@ def _seed(url: str) -> None:
             service = Service(
                 account_id=account.id, kind="internet", status=status, speed_profile_id=profile.id,
                 login=login if password else None, password=password, framed_pool="main",
+                simultaneous_use=1 if login == "solo" else None,
             )  # fmt: skip
             s.add(service)
             s.flush()
@@ -159,10 +165,9 @@ def daemon(
     tmp = tmp_path_factory.mktemp(f"billingd-{request.param}")
     _seed(url)
     log = tmp / "billingd.log"
+    config = _config(tmp, url)
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BILLINGD), "--config", str(_config(tmp, url))], stdout=out, stderr=out
-        )
+        process = subprocess.Popen([str(BILLINGD), "--config", str(config)], stdout=out, stderr=out)
     deadline = time.monotonic() + 30
     found = None
     while found is None and time.monotonic() < deadline and process.poll() is None:
@@ -173,7 +178,7 @@ def daemon(
         pytest.fail("billingd did not start:\n" + log.read_text(errors="replace")[-3000:])
     engine = make_engine(url)
     try:
-        yield Daemon(process, log, int(found[1]), int(found[2]), int(found[3]), engine)
+        yield Daemon(process, log, int(found[1]), int(found[2]), int(found[3]), engine, config)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -344,7 +349,7 @@ def test_metrics_count_requests_and_report_the_snapshot(daemon: Daemon) -> None:
     _exchange(_datagram(daemon, "demo", 33), daemon.auth)
     body = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics}/metrics", timeout=5).read().decode()
     assert re.search(r'billingd_radius_requests_total\{outcome="accept",type="access_request"\} [1-9]', body)
-    assert "billingd_snapshot_subscribers 8.0" in body or "billingd_snapshot_subscribers 7.0" in body
+    assert f"billingd_snapshot_subscribers {len(PEOPLE)}.0" in body
     assert "billingd_journal_depth 0.0" in body
 
 
@@ -355,3 +360,49 @@ def test_funds_come_from_the_ledger(daemon: Daemon) -> None:
             select(text("balance")).select_from(text("ledger_accounts")).where(text("code = 'acct:100002'"))
         ).scalar_one()
     assert Decimal(balance) in (Decimal(5), Decimal(5_000_000))  # PostgreSQL NUMERIC, or SQLite millionths
+
+
+def _wait_for_log(daemon: Daemon, needle: bytes, count: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while daemon.log.read_bytes().count(needle) < count:
+        assert time.monotonic() < deadline, f"{needle!r} not logged {count} times"
+        time.sleep(0.05)
+
+
+def test_sighup_reloads_nas_clients_all_or_nothing(daemon: Daemon) -> None:
+    original = daemon.config.read_text(encoding="utf-8")
+    reloads = daemon.log.read_bytes().count(b"reloaded:")
+    refusals = daemon.log.read_bytes().count(b"config not reloaded")
+    assert _exchange(_datagram(daemon, "demo", 41), daemon.auth, source="127.0.0.3") is None
+    try:
+        extra = f'\n[[aaa.nas]]\nname = "lo3"\naddress = "127.0.0.3"\nsecret = "{SECRET}"\n'
+        daemon.config.write_text(original + extra, encoding="utf-8")
+        daemon.process.send_signal(signal.SIGHUP)
+        _wait_for_log(daemon, b"reloaded:", reloads + 1)
+        assert _exchange(_datagram(daemon, "demo", 42), daemon.auth, source="127.0.0.3") is not None
+        daemon.config.write_text(
+            original.replace('vendor = "mikrotik"', 'vendor = "nokia"'), encoding="utf-8"
+        )
+        daemon.process.send_signal(signal.SIGHUP)
+        _wait_for_log(daemon, b"config not reloaded", refusals + 1)
+        assert _exchange(_datagram(daemon, "demo", 43), daemon.auth, source="127.0.0.3") is not None  # kept
+    finally:
+        daemon.config.write_text(original, encoding="utf-8")
+        daemon.process.send_signal(signal.SIGHUP)
+        _wait_for_log(daemon, b"reloaded:", reloads + 2)
+    assert _exchange(_datagram(daemon, "demo", 44), daemon.auth, source="127.0.0.3") is None
+
+
+@needs_radclient
+def test_simultaneous_use_limit_counts_open_sessions(daemon: Daemon) -> None:
+    auth = "User-Name=solo,User-Password=solo,Message-Authenticator=0x00"
+    acct = "User-Name=solo,Acct-Session-Id=solo-1,NAS-IP-Address=127.0.0.1,Class=0x{cls},Acct-Status-Type="
+    assert "Received Access-Accept" in daemon.radclient("auth", auth)
+    with daemon.engine.connect() as conn:
+        service_id = conn.execute(select(Service.id).where(Service.login == "solo")).scalar_one()
+    cls = f"svc:{service_id}".encode().hex()
+    assert "Received Accounting-Response" in daemon.radclient("acct", acct.format(cls=cls) + "Start")
+    second = daemon.radclient("auth", auth)
+    assert "Received Access-Reject" in second and "simultaneous use limit of 1 reached" in second
+    assert "Received Accounting-Response" in daemon.radclient("acct", acct.format(cls=cls) + "Stop")
+    assert "Received Access-Accept" in daemon.radclient("auth", auth)
