@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -202,7 +203,7 @@ _SALTED = {CredentialScheme.SSHA256: (hashlib.sha256, 32), CredentialScheme.SSHA
 class Credential:
     """A subscriber's stored password, parsed once when the snapshot is loaded.
 
-    ``value`` is the cleartext (UTF-8) for CLEARTEXT and the digest otherwise; ``nt_hash``
+    ``value`` is the cleartext (UTF-8) for CLEARTEXT and the digest otherwise; :attr:`nt_hash`
     is MD4(UTF-16LE(password)) when it can be known (CLEARTEXT of valid UTF-8, NT), for
     MS-CHAPv2.  ``repr`` shows only the scheme.
     """
@@ -210,17 +211,22 @@ class Credential:
     scheme: CredentialScheme
     value: bytes = field(repr=False)
     salt: bytes = field(default=b"", repr=False)
-    nt_hash: bytes | None = field(default=None, repr=False)
+
+    @property
+    def nt_hash(self) -> bytes | None:
+        """Computed on first MS-CHAPv2 use and cached, not at load: most subscribers never
+        need it, and a million MD4s would add seconds to every snapshot load."""
+        if self.scheme is CredentialScheme.NT:
+            return self.value
+        if self.scheme is CredentialScheme.CLEARTEXT:
+            return _cleartext_nt_hash(self.value)
+        return None
 
     @classmethod
     def cleartext(cls, password: str | bytes) -> Credential:
-        """A cleartext credential (its NT hash computed now, once)."""
+        """A cleartext credential."""
         raw = password.encode("utf-8") if isinstance(password, str) else bytes(password)
-        try:
-            nt = nt_password_hash(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            nt = None
-        return cls(CredentialScheme.CLEARTEXT, raw, nt_hash=nt)
+        return cls(CredentialScheme.CLEARTEXT, raw)
 
     @classmethod
     def parse(cls, stored: str) -> Credential:
@@ -248,7 +254,7 @@ class Credential:
                 digest = b""
             if len(digest) != 16:
                 raise CredentialError("{NT} needs 32 hex digits")
-            return cls(scheme, digest, nt_hash=digest)
+            return cls(scheme, digest)
         try:
             decoded = base64.b64decode(data, validate=True)
         except binascii.Error:
@@ -271,6 +277,14 @@ class Credential:
             return hmac.compare_digest(candidate, self.value)
         hash_function = _SALTED[self.scheme][0]
         return hmac.compare_digest(hash_function(password + self.salt).digest(), self.value)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _cleartext_nt_hash(raw: bytes) -> bytes | None:
+    try:
+        return nt_password_hash(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
 
 
 # --------------------------------------------------------------------------- dispatch
