@@ -31,6 +31,7 @@ from aaa import codec
 from billing import accounts, dictionaries, operators, subscribers
 from billing.audit import Actor
 from billing.db.engine import make_engine, session_factory
+from billing.db.network import Switch, SwitchPort
 from billing.db.services import Service, ServiceMac, SpeedProfile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,6 +84,7 @@ PEOPLE = [
     ("ms", "Passw0rd!", "residential", "10", "active", None),
     ("ipoe", None, "residential", "10", "active", "02:00:00:00:00:01"),
     ("solo", "solo", "residential", "10", "active", None),
+    ("port", None, "residential", "10", "active", None),
 ]
 """(login, password, category, funds, status, CPE MAC) of the seeded subscribers."""
 
@@ -112,6 +114,11 @@ def _seed(url: str) -> None:
             s.flush()
             if mac:
                 s.add(ServiceMac(mac=mac, service_id=service.id))
+            if login == "port":  # bound to a switch port: found by DHCP Option 82
+                switch = Switch(name="sw-7", remote_id="sw-7")
+                s.add(switch)
+                s.flush()
+                s.add(SwitchPort(switch_id=switch.id, port="eth 0/1/2", vlan=100, service_id=service.id))
             accounts.adjust(s, ACTOR, number, funds, "goodwill")
     engine.dispose()
 
@@ -325,6 +332,20 @@ def test_ipoe_by_mac_is_accepted_without_a_password(daemon: Daemon) -> None:
     request["Calling-Station-Id"] = "02-00-00-00-00-01"
     request.add_message_authenticator()
     assert client.SendPacket(request).code == 2
+
+
+def test_ipoe_by_option82_port_is_accepted(daemon: Daemon) -> None:
+    client = daemon.pyrad()
+    request = client.CreateAuthPacket(code=1, User_Name="dhcp-client")
+    request["Agent-Circuit-Id"] = b"eth 0/1/2:100"
+    request["Agent-Remote-Id"] = b"sw-7"
+    request.add_message_authenticator()
+    assert client.SendPacket(request).code == 2
+    request = client.CreateAuthPacket(code=1, User_Name="dhcp-client")
+    request["Agent-Circuit-Id"] = b"eth 0/1/3:100"  # an unbound port
+    request["Agent-Remote-Id"] = b"sw-7"
+    request.add_message_authenticator()
+    assert client.SendPacket(request).code == 3
 
 
 def test_a_committed_status_change_reaches_authorization_within_a_second(daemon: Daemon) -> None:
