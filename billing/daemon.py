@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     log = Logger(namespace="billingd")
     url = config.database.sqlalchemy_url()
     engine = make_engine(
-        url, pool_size=config.database.pool_size, statement_timeout_ms=config.database.statement_timeout_ms
+        url,
+        pool_size=config.database.pool_size,
+        statement_timeout_ms=config.database.statement_timeout_ms,
+        pre_ping=True,  # the database may restart under a long-running daemon
     )
     service = AaaService(reactor, config.aaa, engine, listen_conninfo=_listen_conninfo(url))
     outcome = {"code": 0}

@@ -21,8 +21,14 @@ def make_engine(
     pool_timeout_s: float = 30.0,
     statement_timeout_ms: int = 30_000,
     echo: bool = False,
+    pre_ping: bool = False,
 ) -> Engine:
-    """Create an engine for ``url`` with the per-backend settings described above."""
+    """Create an engine for ``url`` with the per-backend settings described above.
+
+    ``pre_ping`` tests each pooled connection before use: a round trip per checkout, worth it
+    for the daemon (few, infrequent checkouts; the database may restart under it), not for
+    the ledger's hot path.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo=echo)
@@ -36,9 +42,10 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout_s,
-        # No pre-ping: it costs a round trip per checkout (a quarter of a ledger post). A
-        # connection broken by a server restart fails its first statement, which makes
-        # SQLAlchemy discard the whole pool; callers retry what they must.
+        # Pre-ping costs a round trip per checkout (a quarter of a ledger post), so it is opt-in.
+        # Without it, a connection broken by a server restart fails its first statement, which
+        # makes SQLAlchemy discard the whole pool; callers retry what they must.
+        pool_pre_ping=pre_ping,
         pool_recycle=3600,
         connect_args=connect_args,
         echo=echo,
