@@ -18,7 +18,7 @@ from typing import Any
 from prometheus_client.twisted import MetricsResource
 from sqlalchemy import Engine, func, select
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -165,16 +165,20 @@ class AaaService:
 
     @inlineCallbacks
     def stop(self) -> Any:
-        """Stop listening, let accounting in flight become durable, then stop the workers."""
+        """Stop reading, answer what is in flight once durable, close the ports, stop workers."""
         systemd.notify("STOPPING=1")
         try:
+            for kind in self.protocols:
+                self.ports[kind].stopReading()  # no new requests; replies can still be sent
+            if self.committer is not None:
+                yield self.committer.drained()
+            while any(p.in_flight for p in self.protocols.values()):
+                yield deferLater(self.reactor, 0.01, lambda: None)
             for port in self.ports.values():
                 yield port.stopListening()
             for loop in self._loops:
                 if loop.running:
                     loop.stop()
-            if self.committer is not None:
-                yield self.committer.drained()
             if self._listener is not None:
                 yield self._in_pool(self._listener.stop)
             self.log.info("stopped; accounting drained")

@@ -164,12 +164,8 @@ out_of_funds = "reject"
 _READY = re.compile(rb"RADIUS listening on \S+ auth (\d+) acct (\d+) metrics (\d+)")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def daemon(
-    request: pytest.FixtureRequest, templates, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Daemon]:  # type: ignore[no-untyped-def]
-    url = templates.sqlite() if request.param == "sqlite" else templates.postgresql()
-    tmp = tmp_path_factory.mktemp(f"billingd-{request.param}")
+def start_daemon(url: str, tmp: Path) -> Daemon:
+    """Seed the database at ``url``, start billingd on it (ports 0) and wait until it serves."""
     _seed(url)
     log = tmp / "billingd.log"
     config = _config(tmp, url)
@@ -182,22 +178,38 @@ def daemon(
         found = _READY.search(log.read_bytes())
     if found is None:
         process.kill()
+        process.wait()
         pytest.fail("billingd did not start:\n" + log.read_text(errors="replace")[-3000:])
-    engine = make_engine(url)
+    return Daemon(process, log, int(found[1]), int(found[2]), int(found[3]), make_engine(url), config)
+
+
+def stop_daemon(daemon: Daemon) -> int:
+    """SIGTERM, and the exit code (-9 if it had to be killed)."""
+    daemon.process.send_signal(signal.SIGTERM)
     try:
-        yield Daemon(process, log, int(found[1]), int(found[2]), int(found[3]), engine, config)
+        code = daemon.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        daemon.process.kill()
+        daemon.process.wait()
+        code = -9
+    daemon.engine.dispose()
+    return code
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def daemon(
+    request: pytest.FixtureRequest, templates, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Daemon]:  # type: ignore[no-untyped-def]
+    url = templates.sqlite() if request.param == "sqlite" else templates.postgresql()
+    running = start_daemon(url, tmp_path_factory.mktemp(f"billingd-{request.param}"))
+    try:
+        yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            code = -9
-        engine.dispose()
+        code = stop_daemon(running)
         templates.drop(url)
-        assert code == 0, "billingd did not stop cleanly:\n" + log.read_text(errors="replace")[-3000:]
-        assert b"stopped; accounting drained" in log.read_bytes()
+        log = running.log.read_text(errors="replace")
+        assert code == 0, "billingd did not stop cleanly:\n" + log[-3000:]
+        assert "stopped; accounting drained" in log
 
 
 @needs_radclient
@@ -427,3 +439,34 @@ def test_simultaneous_use_limit_counts_open_sessions(daemon: Daemon) -> None:
     assert "Received Access-Reject" in second and "simultaneous use limit of 1 reached" in second
     assert "Received Accounting-Response" in daemon.radclient("acct", acct.format(cls=cls) + "Stop")
     assert "Received Access-Accept" in daemon.radclient("auth", auth)
+
+
+def test_sigterm_answers_every_accounting_request_it_stored(templates, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A burst of accounting, then SIGTERM at once: whatever was stored was also answered."""
+    url = templates.sqlite()
+    running = start_daemon(url, tmp_path)
+    replies: set[int] = set()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            for n in range(200):
+                attributes = [(1, b"demo"), (40, (1).to_bytes(4, "big")), (44, f"burst-{n}".encode())]
+                datagram = codec.encode_request(codec.Code.ACCOUNTING_REQUEST, n, attributes, SECRET.encode())
+                sock.sendto(datagram, ("127.0.0.1", running.acct))
+            running.process.send_signal(signal.SIGTERM)
+            sock.settimeout(2)
+            try:
+                while True:
+                    replies.add(codec.decode(sock.recv(4096)).identifier)
+            except TimeoutError:
+                pass
+        assert running.process.wait(timeout=20) == 0
+        with running.engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT count(*) FROM radius_sessions WHERE acct_session_id LIKE 'burst-%'")
+            )
+            count = stored.scalar_one()
+    finally:
+        stop_daemon(running) if running.process.poll() is None else running.engine.dispose()
+        templates.drop(url)
+    assert count > 0 and len(replies) == count
