@@ -1,5 +1,6 @@
 # The two commands: `make demo` and `make test`. Both set up .venv on a fresh machine first.
-#   make demo [DURATION=N]   migrate var/demo.db (SQLite) and run a month of billing; stops within N s
+#   make demo [DURATION=N]   migrate var/demo.db (SQLite), run a month of billing, then billingd and the
+#                            BRAS simulator live on loopback; stops by itself within N s (default 50)
 #   make test                install the test extras, lint, and run pytest (SQLite, plus PostgreSQL
 #                            when reachable; BILLING_TEST_PG=required makes it mandatory)
 #   make bench               the ledger benchmark on PostgreSQL (figures, not a test)
@@ -8,7 +9,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DURATION ?= 60
+DURATION ?= 50
 DEMO_CONFIG := conf/demo.toml
 
 .PHONY: demo test lint bench clean
