@@ -223,6 +223,12 @@ def _retryable(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- the store
 
 
+_ANALYZE_FIRST = 500
+_ANALYZE_AFTER = 5_000
+"""Records stored between two ANALYZE runs of the accounting tables (PostgreSQL): 500 the
+first time, doubling up to this."""
+
+
 class AccountingStore:
     """Writes accounting records to the database in groups; falls back to the journal.
 
@@ -242,6 +248,8 @@ class AccountingStore:
         self.journal = journal
         self.retries = retries
         self.replay_group = replay_group
+        self._grown = 0  # records stored since the last ANALYZE
+        self._analyze_after = _ANALYZE_FIRST  # soon at first (plans made on empty tables), then less often
         insert_for = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._insert_session = (
             insert_for(_rs)
@@ -266,6 +274,28 @@ class AccountingStore:
                 raise
             _log.warning("database unavailable, journaling %d accounting records: %s", len(records), exc)
             self.journal.append([encode_record(r) for r in records])
+            return
+        self._grown += len(records)
+        if self._grown >= self._analyze_after and self.engine.dialect.name == "postgresql":
+            self.analyze()
+            self._analyze_after = min(self._analyze_after * 2, _ANALYZE_AFTER)
+
+    def analyze(self) -> None:
+        """Fresh planner statistics for the accounting tables.
+
+        Long-lived connections cache plans (foreign-key checks included) made while the tables
+        were small; until statistics change they keep sequential scans, and each group gets
+        slower as sessions accumulate (measured here: 28 ms per group of 128 Starts at 2.5k
+        sessions, 200 ms at 20k; 21 ms flat with fresh statistics). Autovacuum does this where
+        it is on and keeping up; this makes the store independent of it. ANALYZE samples, so
+        it stays cheap on big tables.
+        """
+        self._grown = 0
+        try:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE radius_sessions, session_usage")
+        except sa_exc.DBAPIError as exc:
+            _log.warning("ANALYZE of the accounting tables failed: %s", exc)
 
     def replay(self) -> int:
         """Move journaled records into the database, in order; return how many were moved.
