@@ -192,13 +192,21 @@ class RadiusPacket:
     authenticator: bytes
     attributes: tuple[Attribute, ...] = ()
     raw: bytes = field(default=b"", repr=False)
+    _first: dict[int, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def get(self, attr_type: int) -> bytes | None:
-        """Value of the first standard attribute of that type, or None."""
-        for attr in self.attributes:
-            if len(attr) == 2 and attr[0] == attr_type:
-                return attr[1]  # type: ignore[return-value]
-        return None
+        """Value of the first standard attribute of that type, or None.
+
+        The first call indexes the standard attributes (an accounting record reads a dozen).
+        """
+        first = self._first
+        if first is None:
+            first = {}
+            for attr in self.attributes:
+                if len(attr) == 2 and attr[0] not in first:
+                    first[attr[0]] = attr[1]  # type: ignore[assignment]
+            object.__setattr__(self, "_first", first)
+        return first.get(attr_type)
 
     def get_all(self, attr_type: int) -> tuple[bytes, ...]:
         """Values of every standard attribute of that type, in wire order."""
