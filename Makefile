@@ -3,7 +3,8 @@
 #                            BRAS simulator live on loopback; stops by itself within N s (default 50)
 #   make test                install the test extras, lint, and run pytest (SQLite, plus PostgreSQL
 #                            when reachable; BILLING_TEST_PG=required makes it mandatory)
-#   make bench               the ledger benchmark on PostgreSQL (figures, not a test)
+#   make bench               benchmarks on PostgreSQL: ledger, RADIUS vs FreeRADIUS, 1M snapshot
+#                            (figures, not tests; about 10 minutes)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 50
 DEMO_CONFIG := conf/demo.toml
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-ledger bench-radius bench-snapshot clean
 
 $(STAMP): setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (spyne does not import on 3.12+); set PYTHON=")'
@@ -33,8 +34,16 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: bench-ledger bench-radius bench-snapshot
+
+bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger.py
+
+bench-radius: $(STAMP)
+	$(BIN)/python bench/radius.py
+
+bench-snapshot: $(STAMP)
+	$(BIN)/python bench/snapshot.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info
