@@ -287,8 +287,13 @@ def update(
     region: str | None = None,
     credit_limit: str | Decimal | None = None,
     billing_mode: str | None = None,
+    add_emails: tuple[str, ...] = (),
+    add_phones: tuple[str, ...] = (),
+    add_addresses: tuple[str, ...] = (),
+    remove_contacts: tuple[str, ...] = (),
 ) -> SubscriberInfo:
-    """Change the given fields of account ``number`` and its customer (others stay)."""
+    """Change the given fields of account ``number`` and its customer, add or remove contacts
+    (others stay); removing a contact the customer does not have is refused."""
     account = accounts.find(session, number)
     customer = session.get(Customer, account.customer_id)
     assert customer is not None
@@ -309,6 +314,15 @@ def update(
         account.credit_limit = _credit_limit(credit_limit)
     if billing_mode is not None:
         account.billing_mode = _choice("billing_mode", billing_mode, BILLING_MODES)
+    for value in remove_contacts:
+        contact = session.scalar(
+            select(Contact).where(Contact.customer_id == customer.id, Contact.value == value.strip())
+        )
+        if contact is None:
+            raise SubscriberError(f"remove_contact: the customer has no contact {value!r}")
+        session.delete(contact)
+    for added in _contacts(add_emails, add_phones, add_addresses):
+        session.add(Contact(customer_id=customer.id, kind=added.kind, value=added.value))
     session.flush()
     after = _subscriber_info(session, customer)
     if after == before:

@@ -122,3 +122,29 @@ def test_unknown_account_and_bad_fields(filled: sessionmaker[Session]) -> None:
         _create(session)
         with pytest.raises(SubscriberError, match="nothing to change"):
             subscribers.update(session, ACTOR, "100001", name="Ann")
+
+
+def test_update_adds_and_removes_contacts_and_audits_them(filled: sessionmaker[Session]) -> None:
+    with filled.begin() as session:
+        _create(session, emails=("ann@example.net",), phones=("+4930123456",))
+        before = [c.value for c in subscribers.show(session, "100001").contacts]
+        after = subscribers.update(
+            session, ACTOR, "100001", add_phones=("+4915112345678",), remove_contacts=(before[0],)
+        )
+        assert [c.value for c in after.contacts] == [*before[1:], "+4915112345678"]
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        assert entry is not None and entry.action == "subscriber.update"
+        assert len(entry.after["contacts"]) == len(before)
+
+
+def test_removing_an_unknown_contact_or_adding_a_bad_one_changes_nothing(
+    filled: sessionmaker[Session],
+) -> None:
+    with filled.begin() as session:
+        _create(session, emails=("ann@example.net",), phones=("+4930123456",))
+    for change, field in (({"remove_contacts": ("nobody@example.net",)}, "remove_contact"),
+                          ({"add_emails": ("not-an-address",)}, "email")):  # fmt: skip
+        with pytest.raises(SubscriberError, match=field), filled.begin() as session:
+            subscribers.update(session, ACTOR, "100001", **change)  # type: ignore[arg-type]
+    with filled() as session:
+        assert len(subscribers.show(session, "100001").contacts) == 2

@@ -185,7 +185,8 @@ def list_(
 
 @group.command(
     epilog="\b\nExamples:\n  billing-admin subscribers update 100001 --region south\n"
-    "  billing-admin subscribers update 100001 --credit-limit 100 --billing-mode postpaid"
+    "  billing-admin subscribers update 100001 --credit-limit 100 --billing-mode postpaid\n"
+    "  billing-admin subscribers update 100001 --add-phone +4915112345678 --remove-contact old@example.net"
 )
 @click.argument("account_number")
 @click.option("--name", default=None)
@@ -194,6 +195,12 @@ def list_(
 @click.option("--region", default=None, help="Code from the region dictionary.")
 @click.option("--credit-limit", default=None)
 @click.option("--billing-mode", type=click.Choice(["prepaid", "postpaid"]), default=None)
+@click.option("--add-email", "add_emails", multiple=True, help="Add an e-mail contact (repeatable).")
+@click.option("--add-phone", "add_phones", multiple=True, help="Add a phone contact (repeatable).")
+@click.option("--add-address", "add_addresses", multiple=True, help="Add a postal address (repeatable).")
+@click.option(
+    "--remove-contact", "remove_contacts", multiple=True, help="Remove the contact with this value."
+)
 @output.json_option
 @click.pass_obj
 def update(
@@ -205,9 +212,14 @@ def update(
     region: str | None,
     credit_limit: str | None,
     billing_mode: str | None,
+    add_emails: tuple[str, ...],
+    add_phones: tuple[str, ...],
+    add_addresses: tuple[str, ...],
+    remove_contacts: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Change fields of the account ACCOUNT_NUMBER and its customer; others stay as they are."""
+    """Change fields of the account ACCOUNT_NUMBER and its customer, add or remove contacts;
+    everything not named stays as it is."""
     from billing import subscribers
 
     info = state.run(
@@ -223,6 +235,10 @@ def update(
             region=region,
             credit_limit=credit_limit,
             billing_mode=billing_mode,
+            add_emails=add_emails,
+            add_phones=add_phones,
+            add_addresses=add_addresses,
+            remove_contacts=remove_contacts,
         ),
     )
     output.emit(info, as_json, render_subscriber)
