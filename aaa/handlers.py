@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 from twisted.internet.defer import Deferred
 
@@ -81,6 +82,7 @@ class RadiusHandler:
         self._directory = directory
         self._accounting = accounting
         self._metrics = metrics
+        self._counters: dict[tuple[int, str], Any] = {}
         self._option82 = Option82Attributes.from_dictionary(dictionary)
         self._per_client: dict[str, tuple[IdentificationPlan, VendorRenderer]] = {
             client.name: (
@@ -164,8 +166,13 @@ class RadiusHandler:
         return None if code is None else codec.encode_reply(packet, code, attributes, client.secret)
 
     def _count(self, code: int, situation: Situation, outcome: str | None = None) -> None:
-        try:
-            name = Code(code).name.lower()
-        except ValueError:
-            name = f"code_{code}"
-        self._metrics.requests.labels(name, outcome or situation.value).inc()
+        """Count a request by type and outcome (the labelled counter is looked up once per pair)."""
+        key = (code, outcome or situation.value)
+        counter = self._counters.get(key)
+        if counter is None:
+            try:
+                name = Code(code).name.lower()
+            except ValueError:
+                name = f"code_{code}"
+            counter = self._counters[key] = self._metrics.requests.labels(name, key[1])
+        counter.inc()

@@ -58,6 +58,7 @@ class RadiusProtocol(DatagramProtocol):
         self._handler = handler
         self._cache = cache
         self._metrics = metrics
+        self._latency = metrics.latency.labels(kind)
         self._receive_buffer = receive_buffer_bytes
         self._clock = clock
         self._last_logged: dict[str, float] = {}
@@ -112,7 +113,7 @@ class RadiusProtocol(DatagramProtocol):
             return
         self._cache.answer(key, reply)
         self.transport.write(reply, addr)  # type: ignore[union-attr]
-        self._metrics.latency.labels(self.kind).observe(self._clock() - started)
+        self._latency.observe(self._clock() - started)
 
     def _failed(self, failure: Failure, key: RequestKey) -> None:
         self.log.failure("request failed; not answered", failure)
