@@ -17,8 +17,12 @@ One group, one transaction (``AccountingStore.store``):
 3. run the records through ``aaa.accounting.advance`` in arrival order, in memory;
    Accounting-On/Off close the loaded sessions of their NAS in memory and the others with one
    ``UPDATE``;
-4. write each changed session once (an executemany ``UPDATE``) and one ``session_usage``
-   row per positive delta (an executemany ``INSERT``).
+4. write each changed session once (one ``UPDATE``) and one ``session_usage`` row per
+   positive delta (one ``INSERT``).
+
+The statements themselves are in ``aaa.session_writes``: SQLAlchemy Core on SQLite, fixed
+statements with array parameters on PostgreSQL (a group costs the same few statements whatever
+its size).
 
 A deadlock or serialisation failure retries the group (``retries`` times).  If the database
 is unreachable (``OperationalError``: connection refused, server gone, timeout; a pool
@@ -57,15 +61,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aaa.accounting import (
     NAS_REBOOT_CAUSE,
@@ -78,7 +79,8 @@ from aaa.accounting import (
     close_for_nas,
 )
 from aaa.journal import Journal
-from aaa.schema import radius_sessions, services, session_usage
+from aaa.schema import radius_sessions
+from aaa.session_writes import NewSession, UsageRow, session_writes_for
 
 __all__ = [
     "STALE_SESSION_CAUSE",
@@ -97,42 +99,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 
 _rs = radius_sessions
-_STATE_COLUMNS = (
-    _rs.c.id,
-    _rs.c.acct_unique_id,
-    _rs.c.nas_address,
-    _rs.c.status,
-    _rs.c.started_at,
-    _rs.c.updated_at,
-    _rs.c.stopped_at,
-    _rs.c.terminate_cause,
-    _rs.c.service_id,
-    _rs.c.interim_interval_s,
-    _rs.c.session_time_s,
-    _rs.c.input_octets,
-    _rs.c.output_octets,
-    _rs.c.input_packets,
-    _rs.c.output_packets,
-)
-# what advance() may change on an existing row, written back once per group
-_MUTABLE = (
-    "status",
-    "updated_at",
-    "stopped_at",
-    "terminate_cause",
-    "service_id",
-    "interim_interval_s",
-    "session_time_s",
-    "input_octets",
-    "output_octets",
-    "input_packets",
-    "output_packets",
-)
-_UPDATE_SESSION = (
-    update(_rs)
-    .where(_rs.c.id == bindparam("b_id", type_=_rs.c.id.type))
-    .values({name: bindparam(f"b_{name}", type_=_rs.c[name].type) for name in _MUTABLE})
-)
 
 
 # --------------------------------------------------------------------------- journal format
@@ -250,12 +216,7 @@ class AccountingStore:
         self.replay_group = replay_group
         self._grown = 0  # records stored since the last ANALYZE
         self._analyze_after = _ANALYZE_FIRST  # soon at first (plans made on empty tables), then less often
-        insert_for = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-        self._insert_session = (
-            insert_for(_rs)
-            .on_conflict_do_nothing(index_elements=[_rs.c.acct_unique_id])
-            .returning(_rs.c.id, _rs.c.acct_unique_id)
-        )
+        self._writes = session_writes_for(engine.dialect.name)
 
     # ------------------------------------------------------------------ public API
 
@@ -403,7 +364,7 @@ class AccountingStore:
                 self._lock(conn, missing, ids, states, nas_of)
 
         changed: set[str] = set()
-        usage_rows: list[dict[str, Any]] = []
+        usage_rows: list[UsageRow] = []
         for index, record in enumerate(records):
             if not record.status.is_session:
                 self._close_for_nas(conn, record, ids, states, nas_of, changed, created, first_index, index)
@@ -418,26 +379,20 @@ class AccountingStore:
                 usage = transition.usage
             if not usage.is_empty:
                 usage_rows.append(
-                    {
-                        "session_id": ids[uid],
-                        "service_id": states[uid].service_id,
-                        "recorded_at": record.event_time,
-                        "input_octets": usage.input_octets,
-                        "output_octets": usage.output_octets,
-                        "seconds": usage.seconds,
-                    }
+                    UsageRow(
+                        ids[uid],
+                        states[uid].service_id,
+                        record.event_time,
+                        usage.input_octets,
+                        usage.output_octets,
+                        usage.seconds,
+                    )
                 )
 
         if changed:
-            conn.execute(
-                _UPDATE_SESSION,
-                [
-                    {"b_id": ids[uid], **{f"b_{name}": _column_value(states[uid], name) for name in _MUTABLE}}
-                    for uid in sorted(changed)
-                ],
-            )
+            self._writes.update(conn, [(ids[uid], states[uid]) for uid in sorted(changed)])
         if usage_rows:
-            conn.execute(session_usage.insert(), usage_rows)
+            self._writes.add_usage(conn, usage_rows)
 
     def _lock(
         self,
@@ -448,29 +403,10 @@ class AccountingStore:
         nas_of: dict[str, str],
     ) -> None:
         """Load and lock the existing sessions among ``uids`` (in key order)."""
-        rows = conn.execute(
-            select(*_STATE_COLUMNS)
-            .where(_rs.c.acct_unique_id.in_(uids))
-            .order_by(_rs.c.acct_unique_id)
-            .with_for_update()
-        )
-        for row in rows:
-            ids[row.acct_unique_id] = row.id
-            nas_of[row.acct_unique_id] = row.nas_address
-            states[row.acct_unique_id] = SessionState(
-                status=SessionStatus(row.status),
-                started_at=row.started_at,
-                updated_at=row.updated_at,
-                stopped_at=row.stopped_at,
-                terminate_cause=row.terminate_cause,
-                service_id=row.service_id,
-                interim_interval_s=row.interim_interval_s,
-                session_time_s=row.session_time_s,
-                input_octets=row.input_octets,
-                output_octets=row.output_octets,
-                input_packets=row.input_packets,
-                output_packets=row.output_packets,
-            )
+        for loaded in self._writes.lock(conn, uids):
+            ids[loaded.acct_unique_id] = loaded.id
+            nas_of[loaded.acct_unique_id] = loaded.nas_address
+            states[loaded.acct_unique_id] = loaded.state
 
     def _create(
         self,
@@ -485,8 +421,8 @@ class AccountingStore:
             for uid in missing
             if records[first_index[uid]].service_id is None and records[first_index[uid]].username
         }
-        service_ids = self._service_ids(conn, logins)
-        rows: list[dict[str, Any]] = []
+        service_ids = self._writes.service_ids(conn, sorted(logins)) if logins else {}
+        sessions: list[NewSession] = []
         usages: dict[str, tuple[int, Usage]] = {}
         for uid in missing:  # sorted: concurrent inserters wait on each other in one order
             index = first_index[uid]
@@ -495,17 +431,20 @@ class AccountingStore:
                 record = replace(record, service_id=service_ids.get(record.username))
             transition = advance(None, record)
             usages[uid] = (index, transition.usage)
-            rows.append(_new_row(record, transition.state))
-        inserted = conn.execute(self._insert_session, rows)
-        return {usages[row.acct_unique_id][0]: usages[row.acct_unique_id][1] for row in inserted}
-
-    @staticmethod
-    def _service_ids(conn: Connection, logins: Iterable[str]) -> dict[str, int]:
-        wanted = sorted(logins)
-        if not wanted:
-            return {}
-        rows = conn.execute(select(services.c.login, services.c.id).where(services.c.login.in_(wanted)))
-        return {row.login: row.id for row in rows}
+            sessions.append(
+                NewSession(
+                    record.acct_unique_id,
+                    record.acct_session_id,
+                    record.nas_address,
+                    record.nas_port_id,
+                    record.username,
+                    record.calling_station_id,
+                    record.framed_ip,
+                    transition.state,
+                )
+            )
+        inserted = self._writes.create(conn, sessions)
+        return {usages[uid][0]: usages[uid][1] for _id, uid in inserted}
 
     @staticmethod
     def _close_for_nas(
@@ -546,22 +485,3 @@ class AccountingStore:
             )
         )
         _log.info("%s from %s: open sessions closed", record.status.name, record.nas_address)
-
-
-def _column_value(state: SessionState, name: str) -> Any:
-    value = getattr(state, name)
-    return value.value if isinstance(value, SessionStatus) else value
-
-
-def _new_row(record: AccountingRecord, state: SessionState) -> dict[str, Any]:
-    return {
-        "acct_unique_id": record.acct_unique_id,
-        "acct_session_id": record.acct_session_id,
-        "nas_address": record.nas_address,
-        "nas_port_id": record.nas_port_id,
-        "username": record.username,
-        "calling_station_id": record.calling_station_id,
-        "framed_ip": record.framed_ip,
-        "started_at": state.started_at,
-        **{name: _column_value(state, name) for name in _MUTABLE},
-    }

@@ -10,8 +10,10 @@ Every blocking call (database, journal) runs in one bounded thread pool.
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -115,7 +117,7 @@ class AaaService:
         ):
             protocol = RadiusProtocol(
                 kind,
-                self.settings.client_for,
+                _remembered(self.settings.client_for),
                 handlers[kind],
                 ReplyCache(self.reactor.seconds, self.settings.reply_cache_window_s),
                 self.metrics,
@@ -162,7 +164,7 @@ class AaaService:
             self.log.error("reload refused, keeping the running configuration: {error}", error=exc)
             return
         for kind, protocol in self.protocols.items():
-            protocol.replace(settings.client_for, handlers[kind])
+            protocol.replace(_remembered(settings.client_for), handlers[kind])
         self.settings = settings
         self.log.info("reloaded: {nas} NAS clients, dictionaries from {dir}", nas=len(settings.nas),
                       dir=settings.dictionary_dir)  # fmt: skip
@@ -349,3 +351,13 @@ class AaaService:
 
     def _in_pool(self, f: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
         return deferToThreadPool(self.reactor, self.pool, f, *args, **kwargs)
+
+
+def _remembered(client_for: Callable[[str], NasClient | None]) -> Callable[[str], NasClient | None]:
+    """``client_for`` with its answers remembered per source address (bounded).
+
+    Matching an address against every NAS network costs an ``ip_address`` parse and a scan per
+    datagram; a BRAS sends from one or a few addresses. A new settings object (a reload) gets a
+    new memory. Bounded, so a flood from spoofed sources cannot grow it without limit.
+    """
+    return functools.lru_cache(maxsize=65_536)(client_for)

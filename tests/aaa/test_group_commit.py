@@ -40,7 +40,7 @@ class ImmediateReactor:
 
 def test_items_arriving_during_a_write_go_together_in_the_next_group() -> None:
     pool, groups = ManualPool(), []
-    committer: GroupCommitter[int] = GroupCommitter(ImmediateReactor(), pool, groups.append)  # type: ignore[arg-type]
+    committer: GroupCommitter[int] = GroupCommitter(ImmediateReactor(), pool, groups.append, max_in_flight=1)  # type: ignore[arg-type]
     fired: list[int] = []
     committer.submit(1).addCallback(lambda _: fired.append(1))
     for n in (2, 3, 4):
@@ -51,6 +51,39 @@ def test_items_arriving_during_a_write_go_together_in_the_next_group() -> None:
     pool.run_next()
     assert groups == [[1], [2, 3, 4]] and fired == [1, 2, 3, 4]
     assert committer.pending == 0 and not pool.jobs
+
+
+def test_up_to_max_in_flight_groups_are_written_at_once_and_the_rest_wait_together() -> None:
+    pool, groups = ManualPool(), []
+    committer: GroupCommitter[int] = GroupCommitter(ImmediateReactor(), pool, groups.append, max_in_flight=2)  # type: ignore[arg-type]
+    fired: list[int] = []
+    for n in (1, 2, 3, 4, 5):
+        committer.submit(n).addCallback(lambda _, n=n: fired.append(n))
+    assert len(pool.jobs) == 2 and committer.pending == 3 + 2
+    pool.run_next()  # [1] is durable; [3, 4, 5] go as one group next to [2]
+    assert groups == [[1]] and fired == [1] and len(pool.jobs) == 2
+    pool.run_next()
+    pool.run_next()
+    assert groups == [[1], [2], [3, 4, 5]] and fired == [1, 2, 3, 4, 5]
+    assert committer.pending == 0 and not pool.jobs
+
+
+def test_max_in_flight_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        GroupCommitter(ImmediateReactor(), ManualPool(), lambda items: None, max_in_flight=0)  # type: ignore[arg-type]
+
+
+def test_drained_waits_for_every_group_in_flight() -> None:
+    pool = ManualPool()
+    committer: GroupCommitter[int] = GroupCommitter(ImmediateReactor(), pool, lambda items: None)  # type: ignore[arg-type]
+    committer.submit(1)
+    committer.submit(2)
+    drained: list[bool] = []
+    committer.drained().addCallback(lambda _: drained.append(True))
+    pool.run_next()
+    assert not drained
+    pool.run_next()
+    assert drained == [True]
 
 
 def test_a_failed_write_fails_every_caller_of_that_group_only() -> None:
