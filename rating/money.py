@@ -7,7 +7,11 @@ tariff says otherwise. Floats are refused everywhere: they cannot hold 0.1 exact
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import math
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
+from enum import StrEnum
+from fractions import Fraction
 
 STORAGE_PLACES = 6
 """Fraction digits kept in storage and in the ledger."""
@@ -91,3 +95,79 @@ def format_amount(value: Decimal, places: int = 2) -> str:
     """
     rounded = value.quantize(Decimal(1).scaleb(-places))
     return f"{rounded if rounded == value else value.normalize():,f}"
+
+
+class RoundingMode(StrEnum):
+    """How a tariff rounds to its minor unit; each maps to one of :mod:`decimal`'s modes."""
+
+    HALF_UP = "half_up"
+    """Nearest, ties away from zero (0.125 -> 0.13): the default."""
+    HALF_EVEN = "half_even"
+    """Nearest, ties to the even digit (0.125 -> 0.12): banker's rounding."""
+    UP = "up"
+    """Away from zero (0.121 -> 0.13)."""
+    DOWN = "down"
+    """Towards zero (0.129 -> 0.12)."""
+
+    @property
+    def decimal_rounding(self) -> str:
+        """The :mod:`decimal` constant (``ROUND_HALF_UP`` ...) for this mode."""
+        return _DECIMAL_ROUNDING[self]
+
+
+_DECIMAL_ROUNDING = {
+    RoundingMode.HALF_UP: ROUND_HALF_UP,
+    RoundingMode.HALF_EVEN: ROUND_HALF_EVEN,
+    RoundingMode.UP: ROUND_UP,
+    RoundingMode.DOWN: ROUND_DOWN,
+}
+
+
+@dataclass(frozen=True)
+class RoundingRule:
+    """A tariff's own rounding: ``places`` fraction digits (0..6) with ``mode``. Never global."""
+
+    places: int = 2
+    mode: RoundingMode = RoundingMode.HALF_UP
+
+    def __post_init__(self) -> None:
+        if isinstance(self.places, bool) or not isinstance(self.places, int):
+            raise MoneyError(f"rounding places: expected an integer, got {self.places!r}")
+        if not 0 <= self.places <= STORAGE_PLACES:
+            raise MoneyError(f"rounding places: expected 0..{STORAGE_PLACES}, got {self.places}")
+        try:
+            object.__setattr__(self, "mode", RoundingMode(self.mode))
+        except ValueError:
+            modes = ", ".join(RoundingMode)
+            raise MoneyError(f"rounding mode: expected one of {modes}, got {self.mode!r}") from None
+
+    @property
+    def quantum(self) -> Decimal:
+        """The smallest step this rule rounds to (``0.01`` for two places)."""
+        return Decimal(1).scaleb(-self.places)
+
+    def apply(self, amount: Decimal) -> Decimal:
+        """``amount`` rounded to ``places`` digits with ``mode``: the one rounding step."""
+        if not isinstance(amount, Decimal):
+            raise MoneyError(f"amount to round: expected a Decimal, got a {type(amount).__name__}")
+        return amount.quantize(self.quantum, rounding=self.mode.decimal_rounding)
+
+    def apply_fraction(self, value: Fraction) -> Decimal:
+        """An exact rational (say a fee times 10/31) rounded with this rule, with no earlier rounding.
+
+        Dividing Decimals would round once to the context precision before this rule rounds
+        again; a ``Fraction`` is exact. Under every mode, how ``whole + rest`` rounds (``whole``
+        the floor in minor units, ``rest`` in [0, 1)) depends only on whether ``rest`` is zero,
+        below, at or above one half, so a Decimal stand-in in the same position rounds alike.
+        """
+        units = value * 10**self.places
+        whole = math.floor(units)
+        rest = units - whole
+        if rest == 0:
+            stand_in = Decimal(0)
+        elif rest == Fraction(1, 2):
+            stand_in = Decimal("0.5")
+        else:
+            stand_in = Decimal("0.25") if rest < Fraction(1, 2) else Decimal("0.75")
+        rounded = (Decimal(whole) + stand_in).quantize(Decimal(1), rounding=self.mode.decimal_rounding)
+        return rounded.scaleb(-self.places).quantize(self.quantum)

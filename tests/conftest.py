@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +24,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from billing.db.engine import make_engine, session_factory
 from billing.db.migrate import upgrade
 from billing.invariants import check_ledger
+
+# Property tests: CI runs a fixed, reproducible set of examples (HYPOTHESIS_PROFILE=ci, set by
+# .ci/run); a developer's run explores new ones each time.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 PG_URL = os.environ.get("BILLING_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_REQUIRED = os.environ.get("BILLING_TEST_PG", "").lower() == "required"

@@ -65,3 +65,10 @@ def test_top_level_holds_only_the_agreed_layout() -> None:
     tracked -= {".git", ".pytest_cache", ".ruff_cache", ".hypothesis", "build", "dist"}
     tracked = {n for n in tracked if not n.endswith(".egg-info")}
     assert tracked <= ALLOWED_TOP_LEVEL, sorted(tracked - ALLOWED_TOP_LEVEL)
+
+
+@pytest.mark.parametrize("package", ["aaa", "rating", "billing", "simulators"])
+def test_tests_import_the_real_packages_not_the_test_folders_of_the_same_name(package: str) -> None:
+    """tests/aaa and tests/rating have no __init__.py; the packages must still be ours, not them."""
+    module = __import__(package)
+    assert module.__file__ == str(ROOT / package / "__init__.py")
