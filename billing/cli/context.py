@@ -51,7 +51,9 @@ def domain_errors() -> tuple[type[Exception], ...]:
     from billing.config import ConfigError
     from billing.dictionaries import DictionaryError
     from billing.ledger import LedgerError
+    from billing.lifecycle import LifecycleError
     from billing.operators import OperatorError
+    from billing.service_lifecycle import ServiceLifecycleError
     from billing.subscribers import SubscriberError
     from rating.money import MoneyError
 
@@ -61,6 +63,8 @@ def domain_errors() -> tuple[type[Exception], ...]:
         OperatorError,
         SubscriberError,
         LedgerError,
+        LifecycleError,
+        ServiceLifecycleError,
         MoneyError,
         ConfigError,
         IntegrityError,

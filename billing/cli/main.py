@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from billing.cli import audit, check, config, db, dictionaries, ledger, operators, subscribers
+from billing.cli import services as service_commands
 from billing.cli.context import AppState
 
 ROOT_HELP = """Administer the ISP billing server: subscribers, money, dictionaries, operators, audit.
@@ -69,6 +70,7 @@ def cli(ctx: click.Context, config_path: Path | None, as_login: str | None) -> N
 for _group in (
     subscribers.group,
     ledger.group,
+    service_commands.group,
     dictionaries.group,
     operators.group,
     operators.roles,
