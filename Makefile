@@ -5,6 +5,8 @@
 #                            when reachable; BILLING_TEST_PG=required makes it mandatory)
 #   make bench               benchmarks on PostgreSQL: ledger, RADIUS vs FreeRADIUS, 1M snapshot
 #                            (figures, not tests; about 10 minutes)
+#   make bench-charge        1M-subscription charge run on PostgreSQL (and SQLite, smaller): run,
+#                            re-run, longest payment wait
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -13,7 +15,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 50
 DEMO_CONFIG := conf/demo.toml
 
-.PHONY: demo test lint bench bench-ledger bench-radius bench-snapshot clean
+.PHONY: demo test lint bench bench-ledger bench-radius bench-snapshot bench-charge clean
 
 $(STAMP): setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (spyne does not import on 3.12+); set PYTHON=")'
@@ -44,6 +46,9 @@ bench-radius: $(STAMP)
 
 bench-snapshot: $(STAMP)
 	$(BIN)/python bench/snapshot.py
+
+bench-charge: $(STAMP)
+	$(BIN)/python bench/charge_run.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

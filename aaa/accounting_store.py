@@ -79,6 +79,7 @@ from aaa.accounting import (
     close_for_nas,
 )
 from aaa.journal import Journal
+from aaa.quota_gate import QuotaGate, SessionChange
 from aaa.schema import radius_sessions
 from aaa.session_writes import NewSession, UsageRow, session_writes_for
 
@@ -186,6 +187,53 @@ def _retryable(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
+# --------------------------------------------------------------------------- quota gate
+
+
+def _session_changes(
+    records: Sequence[AccountingRecord],
+    uids: Sequence[str],
+    ids: dict[str, int],
+    states: dict[str, SessionState],
+    before: dict[str, SessionState],
+    created: dict[int, Usage],
+    first_index: dict[str, int],
+) -> list[SessionChange]:
+    """What the group did to each of its sessions, for the quota gate (in key order).
+
+    ``before`` holds the states as loaded, before the group's records moved them. A session
+    the group created counts all its counters as the group's usage. A session is reported when
+    the group created it, moved its counters or closed it.
+    """
+    last_event: dict[str, datetime] = {}
+    for record in records:
+        if record.status.is_session:
+            uid = record.acct_unique_id
+            last_event[uid] = max(last_event.get(uid, record.event_time), record.event_time)
+    changes = []
+    for uid in uids:
+        end = states[uid]
+        totals = Usage(end.input_octets, end.output_octets, end.session_time_s)
+        is_new = first_index[uid] in created
+        if is_new:
+            delta, was_closed = totals, False
+        else:
+            start = before[uid]
+            delta = Usage(
+                totals.input_octets - start.input_octets,
+                totals.output_octets - start.output_octets,
+                totals.seconds - start.session_time_s,
+            )
+            was_closed = start.status is SessionStatus.CLOSED
+        stopped = end.status is SessionStatus.CLOSED and not was_closed
+        if is_new or stopped or not delta.is_empty:
+            changes.append(
+                SessionChange(uid, ids[uid], end.service_id, end.started_at, last_event[uid], delta, totals,
+                              started=is_new, stopped=stopped)
+            )  # fmt: skip
+    return changes
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -201,12 +249,19 @@ class AccountingStore:
     ``engine`` must serialise SQLite writers (``BEGIN IMMEDIATE``) if it is SQLite; on
     PostgreSQL row locks do it.  ``retries``: how many times a group that hit a deadlock or
     serialisation failure is retried before it is treated as unstorable now (journaled).
-    ``replay_group``: records per transaction during replay.  All methods block: call them
-    from a thread pool.
+    ``replay_group``: records per transaction during replay.  ``quota_gate`` (optional) is told
+    each group's session changes inside the group's transaction (``aaa.quota_gate``).  All
+    methods block: call them from a thread pool.
     """
 
     def __init__(
-        self, engine: Engine, journal: Journal, *, retries: int = 3, replay_group: int = 500
+        self,
+        engine: Engine,
+        journal: Journal,
+        *,
+        retries: int = 3,
+        replay_group: int = 500,
+        quota_gate: QuotaGate | None = None,
     ) -> None:
         if replay_group < 1:
             raise ValueError(f"replay_group must be positive, got {replay_group!r}")
@@ -214,6 +269,7 @@ class AccountingStore:
         self.journal = journal
         self.retries = retries
         self.replay_group = replay_group
+        self.quota_gate = quota_gate
         self._grown = 0  # records stored since the last ANALYZE
         self._analyze_after = _ANALYZE_FIRST  # soon at first (plans made on empty tables), then less often
         self._writes = session_writes_for(engine.dialect.name)
@@ -362,6 +418,7 @@ class AccountingStore:
             if missing:
                 created = self._create(conn, records, missing, first_index)
                 self._lock(conn, missing, ids, states, nas_of)
+        before = dict(states) if self.quota_gate is not None else {}
 
         changed: set[str] = set()
         usage_rows: list[UsageRow] = []
@@ -393,6 +450,10 @@ class AccountingStore:
             self._writes.update(conn, [(ids[uid], states[uid]) for uid in sorted(changed)])
         if usage_rows:
             self._writes.add_usage(conn, usage_rows)
+        if self.quota_gate is not None and uids and self.quota_gate.wants_changes(conn):
+            gate_changes = _session_changes(records, uids, ids, states, before, created, first_index)
+            if gate_changes:
+                self.quota_gate.on_group(conn, gate_changes)
 
     def _lock(
         self,

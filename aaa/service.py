@@ -41,6 +41,7 @@ from aaa.identification import PortKey
 from aaa.journal import Journal
 from aaa.metrics import AaaMetrics
 from aaa.protocol import RadiusProtocol
+from aaa.quota_gate import QuotaGate
 from aaa.settings import AaaSettings, NasClient
 from aaa.snapshot import Changes, Snapshot, SnapshotListener, load_snapshot, poll_changes, refresh
 
@@ -78,9 +79,17 @@ class AaaService:
     log = Logger()
 
     def __init__(
-        self, reactor: Any, settings: AaaSettings, engine: Engine, *, listen_conninfo: str | None = None
+        self,
+        reactor: Any,
+        settings: AaaSettings,
+        engine: Engine,
+        *,
+        listen_conninfo: str | None = None,
+        quota_gate: QuotaGate | None = None,
     ) -> None:
+        """``quota_gate``: prepaid quota, told of each accounting group (``aaa.quota_gate``)."""
         self.reactor = reactor
+        self.quota_gate = quota_gate
         self.settings = settings
         self.engine = engine
         self.listen_conninfo = listen_conninfo
@@ -107,7 +116,7 @@ class AaaService:
         self.pool.start()
         dictionary = load_dictionaries(self.settings.dictionary_dir, self.settings.extra_dictionaries)
         self.journal = Journal(self.settings.journal_dir)
-        self.store = AccountingStore(self.engine, self.journal)
+        self.store = AccountingStore(self.engine, self.journal, quota_gate=self.quota_gate)
         self.committer = GroupCommitter(self.reactor, self.pool, self.store.store)
         snapshot = yield self._first_snapshot()
         handlers = self._handlers(self.settings, dictionary)

@@ -53,6 +53,14 @@ def _listen_conninfo(url: str) -> str | None:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _quota_gate(config: Any) -> Any:
+    """Prepaid quota on accounting: metered prepaid tariffs from the stored catalog."""
+    from billing.catalog import load_stored_catalog
+    from billing.quota import DEFAULT_QUOTA_UNIT, CatalogPlans, PrepaidQuotaGate
+
+    return PrepaidQuotaGate(CatalogPlans(load_stored_catalog, unit=DEFAULT_QUOTA_UNIT, tz=config.isp.tzinfo))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="billingd", description=__doc__)
     parser.add_argument(
@@ -84,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         statement_timeout_ms=config.database.statement_timeout_ms,
         pre_ping=True,  # the database may restart under a long-running daemon
     )
-    service = AaaService(reactor, config.aaa, engine, listen_conninfo=_listen_conninfo(url))
+    service = AaaService(
+        reactor, config.aaa, engine, listen_conninfo=_listen_conninfo(url), quota_gate=_quota_gate(config)
+    )
     outcome = {"code": 0}
 
     def started_failed(failure: Any) -> None:

@@ -14,8 +14,7 @@ Time is a parameter (``as_of``, aware); only the CLI reads the clock. Rules: :fu
 Facts, and where they come from:
 
 - ``status_since``: the ``at`` of the service's latest history row, else ``services.created_at``.
-- ``tariff_code``: the tariff of the latest executed ``change_tariff``, else none. Services get a
-  tariff column with the tariff tables (migration 0005); this then reads it instead.
+- ``tariff_code``: ``services.tariff_code`` (a change_tariff transition writes it there).
 - ``balance``: the account's ledger postings effective at or before ``as_of``, shown the natural
   way (positive = the customer's funds); ``credit_limit``: the account's current limit.
 - ``negative_since``: walk the account's transactions in (effective time, id) order, keeping the
@@ -50,6 +49,7 @@ from billing.db.lifecycle import (
 )
 from billing.db.services import Service
 from billing.db.staff import Operator
+from billing.db.tariffs import TariffRow
 from billing.lifecycle import (
     AccountFacts,
     DatePeriod,
@@ -200,13 +200,8 @@ def _account_facts(session: Session, service: Service, as_of: datetime) -> Accou
 
 
 def current_tariff_code(session: Session, service_id: int) -> str | None:
-    """The tariff of the service's latest executed change_tariff (none before the first)."""
-    return session.scalar(
-        select(ServiceStatusChange.tariff_code)
-        .where(ServiceStatusChange.service_id == service_id, ServiceStatusChange.event == Event.CHANGE_TARIFF)
-        .order_by(ServiceStatusChange.at.desc(), ServiceStatusChange.id.desc())
-        .limit(1)
-    )
+    """The service's tariff (``services.tariff_code``), or None before it has one."""
+    return session.scalar(select(Service.tariff_code).where(Service.id == service_id))
 
 
 def _pending(session: Session, service_id: int) -> list[ScheduledServiceChange]:
@@ -390,10 +385,13 @@ def _record(
         operator_id=operator_id,
         at=t.when,
         tariff_code=t.tariff_code,
+        from_tariff_code=service.tariff_code if t.event is Event.CHANGE_TARIFF else None,
         scheduled_change_id=scheduled_row.id if scheduled_row is not None else None,
     )
     session.add(change)
     service.status = t.to_status.value
+    if t.event is Event.CHANGE_TARIFF and t.tariff_code is not None:
+        service.tariff_code = t.tariff_code
     session.flush()
     if scheduled_row is not None:
         _close(scheduled_row, "done", t.when)
@@ -486,6 +484,13 @@ def apply_event(
     if tariff_code is not None and not _TARIFF_CODE.match(tariff_code):
         raise ServiceLifecycleError(
             f"tariff: expected a code of letters, digits, '_', '.', '-' (at most 64), got {tariff_code!r}"
+        )
+    if (
+        tariff_code is not None
+        and session.scalar(select(TariffRow.id).where(TariffRow.code == tariff_code)) is None
+    ):
+        raise ServiceLifecycleError(
+            f"tariff: unknown tariff {tariff_code!r} (import it with `billing-admin tariff import`)"
         )
     service, account = load_facts(session, service_id, as_of)
     row = _service(session, service_id)

@@ -21,6 +21,7 @@ from billing.db.lifecycle import (
     VoluntarySuspension,
 )
 from billing.db.services import Service
+from billing.db.tariffs import TariffRow
 from billing.dictionaries import UnknownDictionaryValue
 from billing.lifecycle import Event, LifecycleError, ProvisioningIntent
 from billing.lifecycle_rules import NetworkAccess
@@ -59,6 +60,7 @@ def world(sessions: sessionmaker[Session]) -> tuple[sessionmaker[Session], Actor
             created_at=T0 - timedelta(30),
         )
         s.add(service)
+        s.add_all(TariffRow(code=code, name=code, kind="internet") for code in ("home-100", "home-200"))
         s.flush()
         return sessions, actor, service.id, number
 
@@ -141,6 +143,7 @@ def test_block_then_unblock_writes_history_outbox_and_audit(world) -> None:  # t
         ("block", {"at": date(2026, 12, 1)}, ServiceLifecycleError, "at: 2026-12-01 is in the past"),
         ("change_tariff", {}, LifecycleError, "tariff_code is required"),
         ("change_tariff", {"tariff_code": "bad code!"}, ServiceLifecycleError, "tariff: expected a code"),
+        ("change_tariff", {"tariff_code": "home-999"}, ServiceLifecycleError, "unknown tariff 'home-999'"),
         ("suspend_voluntary", {"until": T0.date() + timedelta(3)}, LifecycleError, "below the minimum"),
         ("block", {"until": date(2027, 2, 1)}, ServiceLifecycleError, "until: only a voluntary"),
     ],

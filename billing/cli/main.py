@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from billing.cli import audit, check, config, db, dictionaries, ledger, operators, subscribers
+from billing.cli import audit, check, config, db, dictionaries, ledger, operators, subscribers, tariffs
+from billing.cli import charges as charge_commands
 from billing.cli import services as service_commands
 from billing.cli.context import AppState
 
@@ -29,6 +30,7 @@ Examples:
   billing-admin subscribers create --kind person --name "Ann Lee" --category residential \\
       --region north --email ann@example.net
   billing-admin ledger adjust 100001 25.00 --reason goodwill
+  billing-admin tariff import conf/tariffs/example.toml --dry-run
   billing-admin --as clerk subscribers list --json
 
 \b
@@ -71,6 +73,8 @@ for _group in (
     subscribers.group,
     ledger.group,
     service_commands.group,
+    tariffs.group,
+    charge_commands.group,
     dictionaries.group,
     operators.group,
     operators.roles,

@@ -14,7 +14,7 @@ too), and balances change by ``balance = balance + delta`` on rows locked in one
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from decimal import Decimal
@@ -67,6 +67,13 @@ def needs_currencies(session: Session, n_transactions: int) -> bool:
 def account_currencies(session: Session, account_ids: Sequence[int]) -> dict[int, str]:
     """``{id: currency}`` for the ledger accounts that exist (a currency never changes)."""
     found: dict[int, str] = {}
+    if session.get_bind().dialect.name == "postgresql" and len(account_ids) > _PARAMS:
+        with _raw_cursor(session) as cur:  # one array parameter: cheap to send for big batches
+            cur.execute(
+                "SELECT id, currency FROM ledger_accounts WHERE id = ANY(%s::bigint[])",
+                (id_array(account_ids),),
+            )
+            return dict(cur.fetchall())
     for i in range(0, len(account_ids), _PARAMS):
         rows = session.execute(
             select(LedgerAccount.id, LedgerAccount.currency).where(
@@ -171,6 +178,19 @@ def _raw_cursor(session: Session, *, pipeline: bool = False) -> Iterator[Any]:
             yield cur
     except psycopg.Error as exc:
         raise DBAPIError.instance(None, None, exc, psycopg.Error) from None
+
+
+raw_cursor = _raw_cursor
+"""For other bulk writers in the same transaction (the charge run COPYs its ``charges`` rows)."""
+
+
+def id_array(ids: Iterable[int]) -> str:
+    """``{1,2,3}``: a PostgreSQL array literal, to pass as one ``%s::bigint[]`` parameter.
+
+    Building the text is ~10x cheaper in Python than psycopg's list adaptation, which matters
+    for 2,000-id parameters sent once per batch.
+    """
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def _values(rows: int, types: Sequence[str]) -> str:

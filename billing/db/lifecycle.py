@@ -68,6 +68,9 @@ class ServiceStatusChange(Base):
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
     at: Mapped[datetime]
     tariff_code: Mapped[str | None] = mapped_column(String(64))
+    """change_tariff: the new tariff."""
+    from_tariff_code: Mapped[str | None] = mapped_column(String(64))
+    """change_tariff: the tariff before it (charges of earlier periods are priced with it)."""
     scheduled_change_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_service_changes.id"))
 
 
@@ -127,6 +130,9 @@ class ProvisioningTask(Base):
     ``network`` is allow (with ``tariff_code``'s profile), walled_garden or deny; ``release``
     says the service is gone and its network identity may be freed. ``idempotency_key`` (e.g.
     ``status_change:<id>``) is unique: the database, not an ``if``, stops a second task.
+    ``session_key`` (an ``acct_unique_id``) narrows a task to one RADIUS session: prepaid quota
+    (``billing.quota``) writes ``allow`` with ``speed_profile`` set (CoA the session to that
+    throttle profile) or ``deny`` (Disconnect the session), keys ``quota:<session>:<action>``.
     """
 
     __tablename__ = "provisioning_tasks"
@@ -148,3 +154,5 @@ class ProvisioningTask(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    session_key: Mapped[str | None] = mapped_column(String(64))
+    speed_profile: Mapped[str | None] = mapped_column(String(64))

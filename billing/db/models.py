@@ -1,17 +1,33 @@
 """Imports every model so that ``Base.metadata`` is complete (Alembic and tests use this)."""
 
-from billing.db import audit, customers, dictionaries, ledger, lifecycle, network, services, sessions, staff
+from billing.db import (
+    audit,
+    charges,
+    customers,
+    dictionaries,
+    ledger,
+    lifecycle,
+    network,
+    quota,
+    services,
+    sessions,
+    staff,
+    tariffs,
+)
 from billing.db.base import Base
 
 __all__ = [
     "Base",
     "audit",
+    "charges",
     "customers",
     "dictionaries",
     "ledger",
     "lifecycle",
     "network",
+    "quota",
     "services",
     "sessions",
     "staff",
+    "tariffs",
 ]

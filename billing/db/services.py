@@ -3,14 +3,16 @@
 A service is one thing sold on an account (Internet access today; TV packages, add-ons and
 one-time services attach the same way). Its status is its own, per service, not per account.
 Its network identity is what the AAA server recognises: a PPPoE login, CPE MAC addresses, or a
-switch port (``billing.db.network``). Tariffs (issue 4) attach through ``tariff_id`` later.
+switch port (``billing.db.network``). Its tariff is ``tariff_code`` (``billing.db.tariffs``),
+with an optional promotion; ``activated_on`` is the subscription's first day (promotion phases
+and proration count from it) and ``billing_anchor_day`` the day of month its periods start.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.db.base import Base, BigId
@@ -51,6 +53,7 @@ class Service(Base):
         CheckConstraint(_in("kind", SERVICE_KINDS), name="kind"),
         CheckConstraint(_in("status", SERVICE_STATUSES), name="status"),
         CheckConstraint("simultaneous_use IS NULL OR simultaneous_use > 0", name="simultaneous_use"),
+        CheckConstraint("billing_anchor_day BETWEEN 1 AND 28", name="billing_anchor_day"),
         Index("ix_services_account", "account_id"),
         Index("ix_services_updated_at", "updated_at"),
     )
@@ -71,6 +74,12 @@ class Service(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     """Bumped on every change: the AAA snapshot polls it where LISTEN/NOTIFY is not available."""
+    tariff_code: Mapped[str | None] = mapped_column(String(64), ForeignKey("tariffs.code"))
+    promotion_code: Mapped[str | None] = mapped_column(String(64), ForeignKey("promotions.code"))
+    activated_on: Mapped[date | None] = mapped_column(Date)
+    """The subscription's first day (local calendar date); ``None`` while never activated."""
+    billing_anchor_day: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    """Day of month (1..28) on which the service's monthly and annual periods start."""
 
 
 class ServiceMac(Base):
@@ -80,3 +89,8 @@ class ServiceMac(Base):
 
     mac: Mapped[str] = mapped_column(String(17), primary_key=True)
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+
+
+# ``services.tariff_code`` and ``promotion_code`` refer to the catalog's tables: register them
+# wherever services are used. Imported last because billing.db.tariffs imports SERVICE_KINDS.
+from billing.db import tariffs as _tariffs  # noqa: E402, F401

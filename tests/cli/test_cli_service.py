@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from billing import accounts
 from billing.db.services import Service
+from billing.db.tariffs import TariffRow
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -34,6 +35,7 @@ def service(populated: Cli) -> int:
             created_at=datetime.now(UTC) - timedelta(days=30),
         )
         s.add(row)
+        s.add_all(TariffRow(code=code, name=code, kind="internet") for code in ("home-100", "home-200"))
         s.flush()
         return row.id
 

@@ -99,6 +99,7 @@ def upgrade() -> None:
         sa.Column("operator_id", BigId, nullable=True),
         sa.Column("at", UtcDateTime(), nullable=False),
         sa.Column("tariff_code", sa.String(length=64), nullable=True),
+        sa.Column("from_tariff_code", sa.String(length=64), nullable=True),
         sa.Column("scheduled_change_id", BigId, nullable=True),
         sa.CheckConstraint(f"event IN ({_EVENTS})", name=op.f("ck_service_status_changes_event")),
         sa.CheckConstraint(

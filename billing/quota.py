@@ -1,0 +1,668 @@
+"""Prepaid quota for metered tariffs: reserve, commit used, release the rest (DESIGN.md, "Prepaid").
+
+What: a session of a metered prepaid tariff holds money from its account (:func:`reserve`),
+each interim charges its rated usage to the ledger and tops the hold up (:func:`commit_usage`),
+and the Stop charges the last usage and frees the hold (:func:`release`). When a session has
+nothing left to spend, one provisioning task tells the network to throttle it (CoA to the
+tariff's throttle profile) or end it (Disconnect). The maths is :mod:`rating.quota`; the rows
+are ``quota_reservations`` (:mod:`billing.db.quota`) and ``provisioning_tasks``.
+
+Why it cannot spend money twice: every reserve and commit runs with the account's ledger
+account row locked (``FOR NO KEY UPDATE``, the lock and order :mod:`billing.ledger` uses), and
+reads the balance and the account's open holds under that lock, so two sessions, two threads
+or two daemons on one account take turns, each seeing what the previous one committed. A charge
+is capped at the session's hold plus the unheld funds (the rest stays due as ``unbilled``), so
+``balance + credit_limit - open holds`` never goes below zero through quota.
+
+Idempotency: a commit happens only when the session's counters passed the high-water mark
+stored on its reservation, and its ledger key is ``usage:<acct_unique_id>:<in>:<out>:<seconds>``
+(the counters): a retransmitted interim charges nothing, twice over. Provisioning tasks are
+keyed ``quota:<acct_unique_id>:<throttle|disconnect>``: at most one of each per session.
+
+The accounting hook: :class:`PrepaidQuotaGate` implements :class:`aaa.quota_gate.QuotaGate`;
+``billingd`` gives it to the accounting store, which calls it inside each group's transaction.
+Sessions whose service is not on a prepaid account with a metered prepaid tariff pass through
+after one indexed query per group. Flat-rate prepaid (a daily fee) has no reservation: the
+charge run and the lifecycle rules handle it.
+
+Lock order: the store has locked the group's sessions (by ``acct_unique_id``); the gate then
+locks the group's subscriber ledger accounts by id, and the ledger post locks the revenue book
+last: sessions, subscriber accounts, books, as everywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from aaa.quota_gate import SessionChange
+from billing import ledger
+from billing.books import book_account
+from billing.db.customers import Account
+from billing.db.ledger import LedgerAccount
+from billing.db.lifecycle import ProvisioningTask
+from billing.db.quota import QuotaReservation
+from billing.db.services import Service
+from billing.db.sessions import RadiusSession, SessionUsage
+from billing.ledger import Leg, TransactionRequest
+from rating.catalog import Catalog
+from rating.periods import BillingMode
+from rating.quota import (
+    Disconnect,
+    ExhaustedAction,
+    MeteredPlan,
+    QuotaUnit,
+    Settlement,
+    available_funds,
+    grant,
+    session_cost,
+    settle,
+    unit_price,
+)
+from rating.tariff import VersionNotFound
+from rating.usage import INTERNET, MB, ClassOctets, Throttle, UsageDelta
+
+__all__ = [
+    "DEFAULT_QUOTA_UNIT",
+    "CatalogPlans",
+    "Counters",
+    "FundsHolder",
+    "PlanLookup",
+    "PrepaidQuotaGate",
+    "QuotaOutcome",
+    "commit_usage",
+    "deltas_from_rows",
+    "lock_funds",
+    "release",
+    "release_closed_sessions",
+    "reserve",
+]
+
+_log = logging.getLogger(__name__)
+
+_ZERO = Decimal(0)
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+DEFAULT_QUOTA_UNIT = QuotaUnit(octets=100 * MB, seconds=600)
+"""What one grant pays for until tariffs carry their own unit: 100 MB (in the dearer direction)
+plus 10 minutes of session time, each counted only if the tariff prices it."""
+
+PlanLookup = Callable[[Session, str | None, datetime], MeteredPlan | None]
+"""``(session, tariff_code, as_of) -> MeteredPlan | None``: the metered prepaid plan of a
+tariff at an instant, or ``None`` (not metered, not prepaid, unknown)."""
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """A session's cumulative counters: ``input_octets`` (upload), ``output_octets`` (download)."""
+
+    input_octets: int
+    output_octets: int
+    seconds: int
+
+    def passed(self, other: Counters) -> bool:
+        """Whether any counter is beyond ``other``'s (the high-water mark moved)."""
+        return (
+            self.input_octets > other.input_octets
+            or self.output_octets > other.output_octets
+            or self.seconds > other.seconds
+        )
+
+
+@dataclass
+class FundsHolder:
+    """An account's money as seen under its ledger lock, kept current while the lock is held.
+
+    ``available`` = natural balance + credit limit - open holds (:func:`rating.quota.available_funds`).
+    """
+
+    account_id: int
+    ledger_account_id: int
+    currency: str
+    available: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaOutcome:
+    """What a reserve, commit or release did to one session."""
+
+    acct_unique_id: str
+    charge: Decimal
+    reserved: Decimal
+    committed: Decimal
+    unbilled: Decimal
+    exhausted: bool
+    task_id: int | None
+    """The provisioning task written by this call (None: none, or one existed already)."""
+
+
+# --------------------------------------------------------------------------- locking
+
+
+def lock_funds(session: Session, account_ids: Iterable[int]) -> dict[int, FundsHolder]:
+    """Lock the accounts' ledger accounts (id order) and read their unheld funds.
+
+    ``FOR NO KEY UPDATE`` as :func:`billing.db.ledger_writes.add_to_balances` takes it (and in
+    its order: subscriber accounts by id), so a concurrent post, payment or reservation on the
+    same account waits here. SQLite serialises writers (``BEGIN IMMEDIATE``) instead.
+    """
+    accounts = {
+        row.id: row
+        for row in session.execute(
+            select(Account.id, Account.ledger_account_id, Account.credit_limit, Account.currency).where(
+                Account.id.in_(sorted(set(account_ids)))
+            )
+        )
+    }
+    by_ledger = {row.ledger_account_id: row for row in accounts.values()}
+    balances = {
+        row.id: ledger.natural_balance(row.kind, row.balance)
+        for row in session.execute(
+            select(LedgerAccount.id, LedgerAccount.kind, LedgerAccount.balance)
+            .where(LedgerAccount.id.in_(sorted(by_ledger)))
+            .order_by(LedgerAccount.id)
+            .with_for_update(key_share=True)
+        )
+    }
+    held: dict[int, Decimal] = dict.fromkeys(accounts, _ZERO)
+    for account_id, reserved, committed in session.execute(
+        select(QuotaReservation.account_id, QuotaReservation.reserved, QuotaReservation.committed).where(
+            QuotaReservation.account_id.in_(sorted(accounts)), QuotaReservation.state == "open"
+        )
+    ):
+        held[account_id] += reserved - committed
+    return {
+        account_id: FundsHolder(
+            account_id,
+            row.ledger_account_id,
+            row.currency,
+            available_funds(balances[row.ledger_account_id], row.credit_limit, held[account_id]),
+        )
+        for account_id, row in accounts.items()
+    }
+
+
+# --------------------------------------------------------------------------- use cases
+
+
+def reserve(
+    session: Session,
+    funds: FundsHolder,
+    *,
+    acct_unique_id: str,
+    service_id: int,
+    plan: MeteredPlan,
+    at: datetime,
+) -> QuotaOutcome:
+    """Open the session's reservation with one quota unit's worth of money (at most what is free).
+
+    ``funds`` must come from :func:`lock_funds` in this transaction. A session that has a
+    reservation already (a retransmitted Start) keeps it unchanged. A session that gets
+    nothing (no funds) is exhausted at once: its provisioning task is written.
+    """
+    existing = _reservation(session, acct_unique_id)
+    if existing is not None:
+        return _outcome(existing, _ZERO, None)
+    price = unit_price(plan, at)
+    amount = grant(price, funds.available)
+    row = QuotaReservation(
+        acct_unique_id=acct_unique_id,
+        account_id=funds.account_id,
+        service_id=service_id,
+        tariff_code=plan.tariff_code,
+        state="open",
+        reserved=amount,
+        committed=_ZERO,
+        unbilled=_ZERO,
+        input_octets=0,
+        output_octets=0,
+        seconds=0,
+        opened_at=at,
+        updated_at=at,
+    )
+    session.add(row)
+    session.flush()
+    funds.available -= amount
+    task_id = None
+    if amount == 0 and price > 0:
+        task_id = _exhaust(session, row, plan, at, plan.on_exhausted)
+    return _outcome(row, _ZERO, task_id)
+
+
+def commit_usage(
+    session: Session,
+    funds: FundsHolder,
+    *,
+    acct_unique_id: str,
+    counters: Counters,
+    deltas: Sequence[UsageDelta],
+    plan: MeteredPlan,
+    revenue_account_id: int,
+    at: datetime,
+    closing: bool = False,
+) -> QuotaOutcome:
+    """Charge the session's usage so far and top its hold up (or, ``closing``, close it).
+
+    ``deltas`` are all of the session's usage deltas (the cost is cumulative, see
+    :mod:`rating.quota`); ``counters`` its counters after them. Nothing is charged unless the
+    counters passed the reservation's high-water mark, except that closing also charges what
+    was left unbilled if funds now allow. The charge goes to the ledger (subscriber debit,
+    ``revenue_account_id`` credit) with key ``usage:<session>:<in>:<out>:<seconds>``, plus
+    ``:stop`` when closing (a Stop may carry the last interim's counters).
+    """
+    row = _reservation(session, acct_unique_id)
+    if row is None:
+        raise LookupError(f"no quota reservation for session {acct_unique_id}")
+    if row.state != "open":
+        return _outcome(row, _ZERO, None)
+    moved = counters.passed(Counters(row.input_octets, row.output_octets, row.seconds))
+    before = row.reserved
+    charge = _ZERO
+    allowance_out = False
+    if moved or closing:
+        if moved:
+            rating = session_cost(deltas, plan)
+            cost, allowance_out = rating.total, rating.overage_action is not None
+        else:
+            cost = row.committed + row.unbilled
+        result: Settlement = settle(
+            cost=cost,
+            reserved=row.reserved,
+            committed=row.committed,
+            available=funds.available,
+            unit_amount=unit_price(plan, at),
+            closing=closing,
+        )
+        charge = result.charge
+        if charge > 0:
+            ledger.post(
+                session,
+                TransactionRequest(
+                    idempotency_key=(
+                        f"usage:{acct_unique_id}:{counters.input_octets}:"
+                        f"{counters.output_octets}:{counters.seconds}{':stop' if closing else ''}"
+                    ),
+                    kind="usage",
+                    legs=(Leg(funds.ledger_account_id, charge), Leg(revenue_account_id, -charge)),
+                    effective_at=at,
+                    description=f"usage {plan.tariff_code}",
+                ),
+            )
+        row.reserved, row.committed, row.unbilled = result.reserved, result.committed, result.unbilled
+        if moved:
+            row.input_octets, row.output_octets = counters.input_octets, counters.output_octets
+            row.seconds = counters.seconds
+        exhausted = result.exhausted
+    else:
+        exhausted = False
+    funds.available -= row.reserved - before
+    if closing:
+        funds.available += row.reserved - row.committed
+        row.state, row.closed_at = "closed", at
+    row.updated_at = at
+    session.flush()
+    actions: list[ExhaustedAction] = []
+    if allowance_out:  # the tariff's allowance is used up: its Throttle or Block, funds or not
+        actions.append(plan.on_exhausted)
+    if exhausted:  # nothing left to spend: the tariff's throttle profile, else (or then) a disconnect
+        actions.append(Disconnect() if allowance_out else plan.on_exhausted)
+    task_id = None
+    for action in actions:
+        task_id = _exhaust(session, row, plan, at, action) or task_id
+    return _outcome(row, charge, task_id)
+
+
+def release(
+    session: Session,
+    funds: FundsHolder,
+    *,
+    acct_unique_id: str,
+    counters: Counters,
+    deltas: Sequence[UsageDelta],
+    plan: MeteredPlan,
+    revenue_account_id: int,
+    at: datetime,
+) -> QuotaOutcome:
+    """Stop: charge the last usage (as :func:`commit_usage`), then close the reservation and free its hold."""
+    return commit_usage(
+        session,
+        funds,
+        acct_unique_id=acct_unique_id,
+        counters=counters,
+        deltas=deltas,
+        plan=plan,
+        revenue_account_id=revenue_account_id,
+        at=at,
+        closing=True,
+    )
+
+
+def release_closed_sessions(session: Session, at: datetime) -> int:
+    """Close the open reservations of sessions that ended without a Stop; return how many.
+
+    Accounting-On/Off of a NAS and the reaper close sessions with one set-based UPDATE that the
+    quota gate does not see, so their holds would stay taken. Their usage was committed at
+    their last interim; this only frees the holds (which only raises what others may use, so it
+    needs no account lock). Meant for the daemon's periodic reaper; not scheduled there yet.
+    """
+    rs = RadiusSession
+    result = session.execute(
+        update(QuotaReservation)
+        .where(
+            QuotaReservation.state == "open",
+            QuotaReservation.acct_unique_id.in_(
+                select(rs.acct_unique_id).where(rs.status == "closed").scalar_subquery()
+            ),
+        )
+        .values(state="closed", closed_at=at, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def _reservation(session: Session, acct_unique_id: str) -> QuotaReservation | None:
+    return session.scalar(select(QuotaReservation).where(QuotaReservation.acct_unique_id == acct_unique_id))
+
+
+def _outcome(row: QuotaReservation, charge: Decimal, task_id: int | None) -> QuotaOutcome:
+    return QuotaOutcome(
+        row.acct_unique_id,
+        charge,
+        row.reserved,
+        row.committed,
+        row.unbilled,
+        row.exhausted_at is not None,
+        task_id,
+    )
+
+
+def _exhaust(
+    session: Session, row: QuotaReservation, plan: MeteredPlan, at: datetime, action: ExhaustedAction
+) -> int | None:
+    """Record the exhaustion and write the session's task for ``action`` once (unique key)."""
+    name = "throttle" if isinstance(action, Throttle) else "disconnect"
+    if row.exhausted_at is None or (row.action == "throttle" and name == "disconnect"):
+        row.exhausted_at, row.action = at, name
+        session.flush()
+    dialect = session.get_bind().dialect.name
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert_for(ProvisioningTask)
+        .values(
+            idempotency_key=f"quota:{row.acct_unique_id}:{name}",
+            service_id=row.service_id,
+            status_change_id=None,
+            network="allow" if isinstance(action, Throttle) else "deny",
+            release=False,
+            tariff_code=plan.tariff_code,
+            session_key=row.acct_unique_id,
+            speed_profile=action.speed_profile if isinstance(action, Throttle) else None,
+            state="pending",
+            attempts=0,
+            created_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(ProvisioningTask.id)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+# --------------------------------------------------------------------------- usage deltas
+
+
+def deltas_from_rows(
+    started_at: datetime, rows: Iterable[tuple[datetime, int, int, int]]
+) -> list[UsageDelta]:
+    """A session's ``session_usage`` rows ``(recorded_at, input, output, seconds)`` as rating deltas.
+
+    Each row covers ``[previous row's time (or the session start), its own time)``; RADIUS
+    carries no traffic class, so all octets are ``internet``: download (``IN``) is the NAS's
+    output counter, upload (``OUT``) its input counter (:mod:`rating.usage`).
+    """
+    deltas = []
+    previous = started_at
+    for recorded_at, input_octets, output_octets, seconds in sorted(rows, key=lambda r: r[0]):
+        start = min(previous, recorded_at)
+        deltas.append(
+            UsageDelta(
+                start=start,
+                end=recorded_at,
+                traffic=(ClassOctets(INTERNET, octets_in=output_octets, octets_out=input_octets),),
+                session_seconds=seconds,
+            )
+        )
+        previous = max(previous, recorded_at)
+    return deltas
+
+
+def _session_deltas(session: Session, change: SessionChange) -> list[UsageDelta]:
+    su = SessionUsage
+    rows = session.execute(
+        select(su.recorded_at, su.input_octets, su.output_octets, su.seconds)
+        .where(su.session_id == change.session_id)
+        .order_by(su.recorded_at, su.id)
+    )
+    return deltas_from_rows(change.started_at, [tuple(r) for r in rows])  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- plans from the catalog
+
+
+class CatalogPlans:
+    """A :data:`PlanLookup` over the stored tariff catalog, reloaded every ``refresh_s`` seconds.
+
+    A tariff is metered prepaid when its version in effect on the local date of ``as_of`` (in
+    ``tz``, the operator's zone) is prepaid and has usage prices. The quota unit is ``unit`` for
+    every tariff (the catalog has no per-tariff quota unit yet). ``load`` is
+    ``billing.catalog.load_stored_catalog``; ``clock`` a monotonic clock (injected for tests).
+    """
+
+    def __init__(
+        self,
+        load: Callable[[Session], Catalog],
+        *,
+        unit: QuotaUnit,
+        tz: ZoneInfo,
+        refresh_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.load = load
+        self.unit = unit
+        self.tz = tz
+        self.refresh_s = refresh_s
+        self.clock = clock
+        self._catalog: Catalog | None = None
+        self._loaded_at = 0.0
+        self._plans: dict[tuple[str, int], MeteredPlan | None] = {}
+        self._any_metered = False
+
+    def may_meter(self, conn: Connection) -> bool:
+        """False when no tariff has a metered prepaid version: the gate then has nothing to do.
+
+        Most groups of most operators are flat-rate sessions; this keeps their cost at one
+        attribute read instead of a savepoint and a query per accounting group.
+        """
+        if self._catalog is None or self.clock() - self._loaded_at >= self.refresh_s:
+            with Session(bind=conn) as session:
+                self._fresh(session)
+        return self._any_metered
+
+    def _fresh(self, session: Session) -> Catalog:
+        now = self.clock()
+        if self._catalog is None or now - self._loaded_at >= self.refresh_s:
+            self._catalog, self._loaded_at, self._plans = self.load(session), now, {}
+            self._any_metered = any(
+                v.billing_mode is BillingMode.PREPAID and v.usage is not None
+                for t in self._catalog.tariffs
+                for v in t.versions
+            )
+        return self._catalog
+
+    def __call__(self, session: Session, tariff_code: str | None, as_of: datetime) -> MeteredPlan | None:
+        if tariff_code is None:
+            return None
+        catalog = self._fresh(session)
+        try:
+            tariff = catalog.tariff(tariff_code)
+            version = tariff.version_at(as_of.astimezone(self.tz).date())
+        except (KeyError, VersionNotFound):
+            return None
+        key = (tariff_code, version.number)
+        if key not in self._plans:
+            metered = version.billing_mode is BillingMode.PREPAID and version.usage is not None
+            self._plans[key] = (
+                MeteredPlan(
+                    tariff_code, version.usage, version.rounding, version.currency, self.unit, self.tz
+                )
+                if metered and version.usage is not None
+                else None
+            )
+        return self._plans[key]
+
+
+# --------------------------------------------------------------------------- the accounting hook
+
+
+@dataclass(frozen=True, slots=True)
+class _Metered:
+    change: SessionChange
+    service_id: int
+    account_id: int
+    plan: MeteredPlan
+
+
+class PrepaidQuotaGate:
+    """:class:`aaa.quota_gate.QuotaGate` for prepaid quota (see the module docstring).
+
+    ``plans`` says which tariffs are metered prepaid (:class:`CatalogPlans` in the daemon; a
+    function giving a plan directly in tests). Errors: a deadlock, a serialisation failure or
+    an unreachable database propagate (the store retries or journals the group); anything else
+    (a broken tariff, a bug) is logged and the quota work of the group is rolled back to a
+    savepoint, so accounting is still recorded. Costs are cumulative, so the next interim of
+    those sessions charges what this one did not.
+    """
+
+    def __init__(self, plans: PlanLookup) -> None:
+        self.plans = plans
+        self._may_meter: Callable[[Connection], bool] | None = getattr(plans, "may_meter", None)
+
+    def wants_changes(self, conn: Connection) -> bool:
+        return self._worth_a_look(conn)
+
+    def on_group(self, conn: Connection, changes: Sequence[SessionChange]) -> None:
+        with_service = [c for c in changes if c.service_id is not None]
+        if not with_service:
+            return
+        session = Session(bind=conn, join_transaction_mode="create_savepoint")
+        try:
+            self._on_group(session, with_service)
+            session.commit()  # releases the savepoint; the store commits the transaction
+        except Exception as exc:
+            session.rollback()
+            if _must_propagate(exc):
+                raise
+            _log.exception("prepaid quota skipped for a group of %d sessions", len(with_service))
+        finally:
+            session.close()
+
+    def _worth_a_look(self, conn: Connection) -> bool:
+        """False when the plans say no tariff is metered; a catalog that fails to load skips the group."""
+        if self._may_meter is None:
+            return True
+        try:
+            return self._may_meter(conn)
+        except Exception as exc:
+            if _must_propagate(exc):
+                raise
+            _log.exception("prepaid quota skipped: the tariff catalog could not be read")
+            return False
+
+    def _on_group(self, session: Session, changes: Sequence[SessionChange]) -> None:
+        metered = self._metered(session, changes)
+        if not metered:
+            return
+        funds = lock_funds(session, {m.account_id for m in metered})
+        revenue: dict[str, int] = {}  # per group: a book created in a rolled-back group is gone
+        for item in metered:  # in acct_unique_id order, as the store gives them
+            holder = funds[item.account_id]
+            change, plan = item.change, item.plan
+            at = change.event_time
+            if change.started or _reservation(session, change.acct_unique_id) is None:
+                reserve(
+                    session,
+                    holder,
+                    acct_unique_id=change.acct_unique_id,
+                    service_id=item.service_id,
+                    plan=plan,
+                    at=at,
+                )
+            if change.usage.is_empty and not change.stopped:
+                continue
+            counters = Counters(
+                change.totals.input_octets, change.totals.output_octets, change.totals.seconds
+            )
+            commit_usage(
+                session,
+                holder,
+                acct_unique_id=change.acct_unique_id,
+                counters=counters,
+                deltas=_session_deltas(session, change) if not change.usage.is_empty else [],
+                plan=plan,
+                revenue_account_id=_revenue_account(session, revenue, holder.currency),
+                at=at,
+                closing=change.stopped,
+            )
+
+    def _metered(self, session: Session, changes: Sequence[SessionChange]) -> list[_Metered]:
+        """The changes of sessions on prepaid accounts whose tariff is metered prepaid."""
+        service_ids = sorted({c.service_id for c in changes if c.service_id is not None})
+        rows = {
+            row.id: row
+            for row in session.execute(
+                select(Service.id, Service.account_id, Service.tariff_code)
+                .join(Account, Account.id == Service.account_id)
+                .where(Service.id.in_(service_ids), Account.billing_mode == "prepaid")
+            )
+        }
+        metered = []
+        for change in changes:
+            row = rows.get(change.service_id)  # type: ignore[arg-type]
+            if row is None:
+                continue
+            plan = self.plans(session, row.tariff_code, change.event_time)
+            if plan is not None:
+                metered.append(_Metered(change, row.id, row.account_id, plan))
+        return metered
+
+
+def _revenue_account(session: Session, known: dict[str, int], currency: str) -> int:
+    """The usage revenue book (created on first use; a concurrent creator wins harmlessly)."""
+    if currency not in known:
+        try:
+            with session.begin_nested():
+                known[currency] = book_account(session, "revenue", currency, "internet")
+        except sa_exc.IntegrityError:
+            known[currency] = book_account(session, "revenue", currency, "internet")
+    return known[currency]
+
+
+def _must_propagate(exc: BaseException) -> bool:
+    """Errors the accounting store handles itself: retry (deadlock) or journal (database down)."""
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+    return False

@@ -1,0 +1,282 @@
+"""Charge runs on both databases: a test clock over the year, idempotency, crashes, errors, dry runs."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from billing import accounts, dictionaries, operators, service_lifecycle, subscribers
+from billing.audit import Actor
+from billing.catalog import assign_tariff, import_catalog
+from billing.charge_run import ChargeRunResult, run_charges, show_run
+from billing.db.charges import Charge, ChargeMark, ChargeRun
+from billing.db.ledger import LedgerTransaction
+from billing.db.lifecycle import ServiceStatusChange
+from billing.db.services import Service
+from billing.permissions import resolve_actor
+
+GOLDEN = Path(__file__).parent / "golden" / "charges"
+RULES = service_lifecycle.rules_for(UTC)
+START = date(2027, 1, 1)
+
+
+class World:
+    """An operator, the catalog of tests/golden/charges, and services added one account each."""
+
+    def __init__(self, sessions: sessionmaker[Session], actor: Actor) -> None:
+        self.sessions = sessions
+        self.actor = actor
+
+    def service(
+        self,
+        tariff: str,
+        activated_on: date,
+        *,
+        promotion: str | None = None,
+        anchor: int = 1,
+        currency: str = "EUR",
+        funds: str = "10000",
+    ) -> int:
+        with self.sessions.begin() as s:
+            info = subscribers.create(
+                s,
+                self.actor,
+                kind="person",
+                name="Ann",
+                category="residential",
+                region="north",
+                currency=currency,
+            )
+            number = info.accounts[0].number
+            service = Service(account_id=accounts.find(s, number).id, kind="internet", status="active")
+            s.add(service)
+            s.flush()
+            if currency == "EUR":
+                assign_tariff(
+                    s,
+                    self.actor,
+                    service.id,
+                    tariff,
+                    activated_on,
+                    promotion_code=promotion,
+                    billing_anchor_day=anchor,
+                )
+                accounts.adjust(s, self.actor, number, funds, "goodwill", key=f"fund{service.id}",
+                                effective_at=datetime(2026, 12, 1, tzinfo=UTC))  # fmt: skip
+            else:
+                service.tariff_code, service.activated_on = tariff, activated_on
+            return service.id
+
+    def run(self, day: date, **options: object) -> ChargeRunResult:
+        evaluate_at = datetime.combine(day, clock_time(1), tzinfo=UTC)
+        return run_charges(self.sessions, day, self.actor, evaluate_at=evaluate_at, rules=RULES, **options)  # type: ignore[arg-type]
+
+    def charged(self, service_id: int) -> Decimal:
+        with self.sessions() as s:
+            total = s.scalar(select(func.sum(Charge.amount)).where(Charge.service_id == service_id))
+            return Decimal(total or 0)
+
+    def charge_keys(self) -> dict[str, Decimal]:
+        with self.sessions() as s:
+            return dict(s.execute(select(Charge.idempotency_key, Charge.amount)).all())
+
+
+@pytest.fixture
+def world(sessions: sessionmaker[Session]) -> World:
+    with sessions.begin() as s:
+        operators.bootstrap(s, Actor(None, "tester", None, "test"), "tester", "Tester")
+        actor = resolve_actor(s, "tester", source="test")
+        for kind, code in [("subscriber_category", "residential"), ("region", "north")]:
+            dictionaries.add(s, actor, kind, code, code.title())
+        dictionaries.add(s, actor, "adjustment_reason", "goodwill", "Goodwill")
+        import_catalog(
+            s, (GOLDEN / "catalog.toml").read_text(), "catalog.toml", actor, today=date(2026, 12, 1)
+        )
+    return World(sessions, actor)
+
+
+def days(first: date, last: date) -> list[date]:
+    return [first + timedelta(n) for n in range((last - first).days + 1)]
+
+
+def test_a_year_of_daily_runs_charges_each_tariff_kind_exactly(world: World) -> None:
+    monthly = world.service("M-PRE", date(2027, 1, 10))
+    daily = world.service("D-PRE", START)
+    annual = world.service("Y-PRE", date(2027, 3, 5), anchor=5)
+    postpaid = world.service("M-POST", START)
+    promo = world.service("M-PRE", START, promotion="WELCOME")
+    expected_by_month = {}
+    for day in days(START, date(2027, 12, 31)):
+        result = world.run(day)
+        assert not result.errors
+        if day.day == 1:
+            expected_by_month[day] = {s: world.charged(s) for s in (monthly, daily, annual, postpaid, promo)}
+    assert expected_by_month[date(2027, 2, 1)] == {
+        monthly: Decimal("103.00"),  # installation 50 + Jan 10..31 (22.00) + February 31.00
+        daily: Decimal("32.00"),  # 31 January days + February 1
+        annual: Decimal("0"),
+        postpaid: Decimal("31.00"),  # January, in arrears
+        promo: Decimal("65.50"),  # installation 50, January free, February at half price
+    }
+    assert world.charged(monthly) == Decimal("413.00")
+    assert world.charged(daily) == Decimal("365.00")
+    assert world.charged(annual) == Decimal("365.00")
+    assert world.charged(postpaid) == Decimal("341.00")  # January .. November; December is due Jan 1
+    assert world.charged(promo) == Decimal("360.00")  # 50 + 2 x 15.50 + 9 x 31.00
+    with world.sessions() as s:
+        balance = accounts.balance(
+            s, s.scalar(select(accounts.Account.number).join(Service).where(Service.id == daily))
+        )
+    assert balance.balance == Decimal("10000") - Decimal("365.00")
+
+
+def test_voluntary_suspension_and_return_and_a_tariff_change_mid_month(world: World) -> None:
+    suspended = world.service("M-PRE", START)
+    changed = world.service("M-PRE", START)
+    for day in days(START, date(2027, 4, 1)):
+        if day == date(2027, 1, 10):
+            with world.sessions.begin() as s:
+                service_lifecycle.apply_event(
+                    s, world.actor, suspended, "suspend_voluntary", datetime(2027, 1, 10, 12, tzinfo=UTC),
+                    reason="customer_request", rules=RULES, until=date(2027, 2, 21),
+                )  # fmt: skip
+                service_lifecycle.apply_event(
+                    s, world.actor, changed, "change_tariff", datetime(2027, 1, 15, 12, tzinfo=UTC),
+                    reason="customer_request", rules=RULES, tariff_code="M-BIG",
+                )  # fmt: skip
+        world.run(day)
+    keys = world.charge_keys()
+    # suspended from Jan 11 (the day after the request): 10 days of 31 kept; the reduced fee is 0
+    assert keys[f"charge:{suspended}:adjustment:2027-01-01:M-PRE:1:2027-01-11"] == Decimal("-21.00")
+    # the return is executed by the Feb 21 run after charging, so charged from Feb 22: 7/28 of 31
+    assert keys[f"charge:{suspended}:adjustment:2027-02-01:M-PRE:1:2027-02-22"] == Decimal("7.75")
+    assert world.charged(suspended) == Decimal("50") + Decimal("10.00") + Decimal("7.75") + 2 * Decimal("31")
+    # the change made on Jan 15 counts from Jan 16: 15/31 of 31 on M-PRE, 16/31 of 62 on M-BIG
+    assert keys[f"charge:{changed}:adjustment:2027-01-01:M-PRE:1:2027-01-16"] == Decimal("-16.00")
+    assert keys[f"charge:{changed}:recurring:2027-01-01:M-BIG:1"] == Decimal("32.00")
+    assert world.charged(changed) == Decimal("50") + Decimal("15") + Decimal("32") + 3 * Decimal("62")
+
+
+def test_a_re_run_posts_nothing_new_even_without_the_marks(world: World) -> None:
+    for _ in range(3):
+        world.service("M-PRE", START)
+    first = world.run(START)
+    assert (first.services_charged, first.charges_posted, first.totals) == (3, 6, {"EUR": Decimal("243.00")})
+    again = world.run(START)
+    assert (again.charges_posted, again.services_skipped, again.services_seen) == (0, 3, 3)
+    with world.sessions.begin() as s:
+        s.execute(delete(ChargeMark))
+    third = world.run(START)
+    assert (third.charges_posted, third.already_posted, third.services_skipped) == (0, 6, 3)
+    with world.sessions() as s:
+        assert (
+            s.scalar(
+                select(func.count()).select_from(LedgerTransaction).where(LedgerTransaction.kind == "charge")
+            )
+            == 6
+        )
+        runs = s.scalars(select(ChargeRun).order_by(ChargeRun.id)).all()
+        assert [(r.status, r.charges_posted) for r in runs] == [
+            ("completed", 6),
+            ("completed", 0),
+            ("completed", 0),
+        ]
+
+
+def test_dry_run_writes_nothing_and_shows_what_a_run_would_post(world: World) -> None:
+    first = world.service("M-PRE", START)
+    world.run(START)
+    world.service("M-PRE", START)
+
+    def snapshot() -> tuple[int, ...]:
+        with world.sessions() as s:
+            return tuple(
+                s.scalar(select(func.count()).select_from(t)) or 0
+                for t in (Charge, ChargeRun, ChargeMark, LedgerTransaction)
+            )
+
+    before = snapshot()
+    with world.sessions.begin() as s:
+        s.execute(delete(ChargeMark).where(ChargeMark.service_id == first))
+    before = snapshot()
+    preview = world.run(START, dry_run=True)
+    assert snapshot() == before
+    assert preview.run_id is None
+    assert (preview.charges_posted, preview.already_posted) == (2, 2)
+    real = world.run(START)
+    assert sorted(c.idempotency_key for c in preview.would_post) == sorted(
+        k for k in world.charge_keys() if not k.startswith(f"charge:{first}:")
+    )
+    assert real.charges_posted == 2
+
+
+def test_one_bad_account_is_recorded_and_the_others_are_charged(world: World) -> None:
+    good = [world.service("M-PRE", START) for _ in range(4)]
+    bad = world.service("M-PRE", START, currency="USD")
+    result = world.run(START, batch_size=10)
+    assert [e.service_id for e in result.errors] == [bad]
+    assert "USD" in result.errors[0].message
+    assert result.services_charged == 4
+    assert all(world.charged(s) == Decimal("81.00") for s in good)
+    with world.sessions() as s:
+        shown = show_run(s, result.run_id or 0)
+    assert [e.service_id for e in shown.error_rows] == [bad]
+    again = world.run(START)
+    assert [e.service_id for e in again.errors] == [bad]  # not marked: tried again, still refused
+
+
+def test_a_run_killed_at_random_points_and_re_run_ends_with_exactly_the_right_charges(
+    world: World, db_url: str
+) -> None:
+    services = [world.service("M-PRE", START) for _ in range(30)]
+    rng = random.Random(4)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    worker = [sys.executable, str(Path(__file__).with_name("charge_crash_worker.py")), db_url, str(START),
+              str(world.actor.operator_id), "15"]  # fmt: skip
+    kills = 0
+    for _ in range(12):
+        with world.sessions.begin() as s:  # forget the marks so each attempt re-plans everything
+            s.execute(delete(ChargeMark))
+        process = subprocess.Popen(worker, env=env, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        for _ in range(rng.randint(1, 9)):  # kill after N committed batches (of 10), N ms later
+            process.stdout.readline()
+        time.sleep(rng.uniform(0, 0.02))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+        process.stdout.close()
+    assert kills >= 10
+    world.run(START)
+    keys = world.charge_keys()
+    assert len(keys) == 2 * len(services)
+    assert all(world.charged(s) == Decimal("81.00") for s in services)
+
+
+def test_the_run_suspends_for_debt_after_the_grace_period_and_leaves_funded_services_alone(
+    world: World,
+) -> None:
+    unpaid = world.service("M-PRE", START, funds="1")
+    funded = world.service("M-PRE", START)
+    grace = RULES.lookup("internet", "residential").grace_days
+    assert grace is not None
+    for day in days(START, START + timedelta(days=grace + 1)):
+        world.run(day)
+    with world.sessions() as s:
+        status = dict(s.execute(select(Service.id, Service.status)).all())
+        changes = s.scalars(select(ServiceStatusChange.service_id)).all()
+    assert status == {unpaid: "suspended_involuntary", funded: "active"}
+    assert funded not in changes
