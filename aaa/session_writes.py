@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from aaa.accounting import SessionState, SessionStatus
 from aaa.schema import radius_sessions, services, session_usage
 
-__all__ = ["MUTABLE_COLUMNS", "NewSession", "SessionWrites", "UsageRow", "session_writes_for"]
+__all__ = ["MUTABLE_COLUMNS", "NewSession", "SessionWrites", "UsageRow", "pg_array", "session_writes_for"]
 
 _rs = radius_sessions
 
@@ -214,36 +214,55 @@ _PG_USAGE = f"INSERT INTO session_usage ({_names}) SELECT * FROM {_unnest}"
 del _names, _unnest, _alias
 
 
+def pg_array(values: Iterable[str | int | datetime | None]) -> str:
+    """``values`` as one PostgreSQL array literal, to bind as a single ``%s::type[]`` parameter.
+
+    Why not a Python list: psycopg adapts lists element by element in Python (a regex per
+    string), which was the largest single cost of a group in the store (~20 µs a record).
+    Every string is quoted with ``\\`` and ``"`` escaped, the array syntax's only specials
+    inside quotes, so no value (commas, braces, ``NULL``, the empty string) is read as syntax;
+    None is NULL; aware datetimes go as ISO 8601.
+    """
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("NULL")
+        elif isinstance(value, str):
+            parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif isinstance(value, datetime):
+            parts.append(value.isoformat())
+        elif isinstance(value, int) and not isinstance(value, bool):
+            parts.append(str(value))
+        else:
+            raise TypeError(f"pg_array: unsupported {type(value).__name__} value {value!r}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _arrays(rows: Iterable[Sequence[Any]]) -> tuple[str, ...]:
+    """Row tuples -> one array literal per column."""
+    return tuple(pg_array(column) for column in zip(*rows, strict=True))
+
+
 class PgSessionWrites:
     """PostgreSQL: one fixed statement per step, parameters as arrays (see the module docstring)."""
 
     def lock(self, conn: Connection, uids: Sequence[str]) -> Iterable[LoadedSession]:
-        for row in conn.exec_driver_sql(_PG_LOCK, (list(uids),)):
+        for row in conn.exec_driver_sql(_PG_LOCK, (pg_array(uids),)):
             yield LoadedSession(row.id, row.acct_unique_id, row.nas_address, _state(row, aware=True))
 
     def service_ids(self, conn: Connection, logins: Sequence[str]) -> dict[str, int]:
-        return {row.login: row.id for row in conn.exec_driver_sql(_PG_SERVICE_IDS, (list(logins),))}
+        return {row.login: row.id for row in conn.exec_driver_sql(_PG_SERVICE_IDS, (pg_array(logins),))}
 
     def create(self, conn: Connection, sessions: Sequence[NewSession]) -> list[tuple[int, str]]:
-        columns = [
-            [s.acct_unique_id for s in sessions],
-            [s.acct_session_id for s in sessions],
-            [s.nas_address for s in sessions],
-            [s.nas_port_id for s in sessions],
-            [s.username for s in sessions],
-            [s.calling_station_id for s in sessions],
-            [s.framed_ip for s in sessions],
-            [s.state.started_at for s in sessions],
-            *map(list, zip(*(_mutable_values(s.state) for s in sessions), strict=True)),
-        ]
-        return [(row.id, row.acct_unique_id) for row in conn.exec_driver_sql(_PG_CREATE, tuple(columns))]
+        rows = [(*s[:7], s.state.started_at, *_mutable_values(s.state)) for s in sessions]
+        return [(row.id, row.acct_unique_id) for row in conn.exec_driver_sql(_PG_CREATE, _arrays(rows))]
 
     def update(self, conn: Connection, changed: Sequence[tuple[int, SessionState]]) -> None:
         rows = [(session_id, *_mutable_values(state)) for session_id, state in changed]
-        conn.exec_driver_sql(_PG_UPDATE, tuple(map(list, zip(*rows, strict=True))))
+        conn.exec_driver_sql(_PG_UPDATE, _arrays(rows))
 
     def add_usage(self, conn: Connection, rows: Sequence[UsageRow]) -> None:
-        conn.exec_driver_sql(_PG_USAGE, tuple(map(list, zip(*rows, strict=True))))
+        conn.exec_driver_sql(_PG_USAGE, _arrays(rows))
 
 
 # --------------------------------------------------------------------------- portable

@@ -4,6 +4,7 @@ when the database is down and its idempotent replay, and two stores racing on Po
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from collections.abc import Iterator
@@ -126,6 +127,25 @@ def _seed_service(engine: Engine, login: str) -> int:
 
 
 # --------------------------------------------------------------------------- lifecycle
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['a"b\\c', "x,{y}", "NULL", "", " lead and trail ", "ünï\u2603 ☃", "\\", '"'],
+)
+def test_strings_with_array_syntax_round_trip_exactly(
+    engine: Engine, store: AccountingStore, text: str
+) -> None:
+    """NAS-chosen strings (session ids, logins, ports) never read as array syntax on PostgreSQL."""
+    strings = {"username": text, "calling_station_id": text, "nas_port_id": text}
+    first = dataclasses.replace(_rec(START, text), **strings)
+    store.store([first])
+    store.store([dataclasses.replace(_rec(INTERIM, text, at=60, inp=500), **strings)])
+    uid = radius_sessions.c.acct_unique_id
+    with engine.connect() as conn:
+        row = conn.execute(select(radius_sessions).where(uid == first.acct_unique_id)).one()
+    assert (row.acct_session_id, row.username, row.calling_station_id, row.nas_port_id) == (text,) * 4
+    assert row.input_octets == 500
 
 
 def test_start_interim_stop(engine: Engine, store: AccountingStore) -> None:
