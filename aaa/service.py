@@ -86,10 +86,18 @@ class AaaService:
         *,
         listen_conninfo: str | None = None,
         quota_gate: QuotaGate | None = None,
+        after_reap: Callable[[datetime], int] | None = None,
     ) -> None:
-        """``quota_gate``: prepaid quota, told of each accounting group (``aaa.quota_gate``)."""
+        """``quota_gate``: prepaid quota, told of each accounting group (``aaa.quota_gate``).
+
+        ``after_reap``: run in the thread pool after each reaper pass with the pass's time;
+        returns how many things it did (logged). ``billingd`` gives it the release of the quota
+        holds of sessions closed without a Stop (by the reaper or Accounting-On/Off), which the
+        quota gate never sees; ``aaa`` cannot import ``billing`` itself.
+        """
         self.reactor = reactor
         self.quota_gate = quota_gate
+        self.after_reap = after_reap
         self.settings = settings
         self.engine = engine
         self.listen_conninfo = listen_conninfo
@@ -335,15 +343,30 @@ class AaaService:
         return replayed
 
     def _reap(self) -> Deferred[Any]:
+        """Close stale sessions, then run ``after_reap`` (also when reaping failed: sessions
+        closed by Accounting-On/Off need it all the same)."""
         assert self.store is not None
+        now = datetime.now(UTC)
         reaped = self._in_pool(
             self.store.reap,
-            datetime.now(UTC),
+            now,
             self.settings.reaper_factor,
             default_interval_s=self.settings.interim_interval_s,
         )
         reaped.addErrback(lambda f: self.log.warn("reaper failed: {error}", error=f.getErrorMessage()))
+        if self.after_reap is not None:
+            reaped.addCallback(lambda _closed: self._after_reap(now))
         return reaped
+
+    def _after_reap(self, now: datetime) -> Deferred[Any]:
+        assert self.after_reap is not None
+        done = self._in_pool(self.after_reap, now)
+        done.addCallbacks(
+            lambda n: n and self.log.info("released the quota holds of {n} closed sessions", n=n),
+            lambda f: self.log.warn("releasing quota holds after the reaper failed: {error}",
+                                    error=f.getErrorMessage()),
+        )  # fmt: skip
+        return done
 
     def _gauges(self) -> None:
         self.metrics.snapshot_age.set((datetime.now(UTC) - self.snapshot_at).total_seconds())

@@ -37,12 +37,21 @@ When it is due, with the billing mode of the tariff version (not the account):
   history costs, and each line depends only on days before it was due: history is append-only,
   so a line once posted is never computed differently (same key, same content).
 - **one-time fees** of the tariff (matrix price) are due on ``activated_on``.
+- **rated usage** of a postpaid tariff version with usage prices is due with the fee, on the
+  period's end day: ``usage`` (the facts' :class:`rating.usage.UsageDelta` list) is rated with
+  :func:`rating.usage.rate_usage` per period and tariff span (the allowance starts afresh each
+  period; time bands on the wall clock of ``time_zone``), with the usage plan, rounding and
+  fingerprint of the version in force on the span's first day of the period. A delta belongs to
+  the period containing its ``end`` (the instant it was recorded): the local days ``[start,
+  end)`` turned into UTC bounds in ``time_zone``. Usage of a prepaid tariff is the prepaid quota's
+  (:mod:`billing.quota`), not the plan's.
 
 Idempotency keys (unique in the ledger; one per subscription, period and tariff version):
 
 - ``charge:{service}:recurring:{period_start}:{tariff}:{version}``
 - ``charge:{service}:adjustment:{period_start}:{tariff}:{version}:{day}``
 - ``charge:{service}:one_time:{fee_code}:{activated_on}``
+- ``charge:{service}:usage:{period_start}:{tariff}:{version}``
 
 :func:`plan_charges` returns every line due in the window ``[as_of - lookback_days, as_of]``, so
 a run that missed days catches up and a re-run finds the keys already posted. Zero lines are
@@ -53,10 +62,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 from billing.lifecycle import ServiceStatus, meaning
 from billing.lifecycle_rules import Charging, ServiceRules
@@ -65,11 +75,15 @@ from rating.periods import BillingMode, BillingPeriod, Period, ProrationRule, pe
 from rating.phases import Promotion, phase_price, phase_spans
 from rating.proration import split_fee
 from rating.tariff import Tariff, TariffVersion, VersionNotFound
+from rating.usage import UsageDelta, UsageError, rate_usage
 
 LOOKBACK_DAYS = 35
 """How far back a run looks for lines due and not yet posted (a month of missed runs, plus slack)."""
 
 _STORAGE = Decimal("0.000001")
+
+UTC_ZONE = ZoneInfo("UTC")
+"""The default ``time_zone`` of :class:`ChargeFacts` (what :func:`rate_usage` needs: a ZoneInfo)."""
 
 
 class ChargePlanError(ValueError):
@@ -82,6 +96,7 @@ class ChargeKind(StrEnum):
     RECURRING = "recurring"
     ADJUSTMENT = "adjustment"
     ONE_TIME = "one_time"
+    USAGE = "usage"
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,22 @@ class ChargeFacts:
     region: str | None = None
     promotion: Promotion | None = None
     rules: ServiceRules = field(default_factory=ServiceRules)
+    usage: tuple[UsageDelta, ...] = ()
+    time_zone: ZoneInfo = UTC_ZONE
+
+
+@dataclass(frozen=True, slots=True)
+class UsageWindow:
+    """A postpaid usage period due in a run's window: the instants whose deltas it rates.
+
+    ``start`` and ``end`` are UTC instants (the local days of the period, cut to the tariff
+    span); a delta is rated in it when ``start <= delta.end < end``.
+    """
+
+    period_start: date
+    due_on: date
+    start: datetime
+    end: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +174,34 @@ def plan_charges(
         lines.extend(_span_lines(facts, tariff, start, end, index, window_start, as_of))
     if window_start <= facts.activated_on <= as_of:
         lines.extend(_one_time_lines(facts))
+    if facts.usage:
+        lines.extend(_usage_lines(facts, as_of, lookback_days))
     lines.sort(key=lambda c: (c.due_on, c.idempotency_key))
     return lines
+
+
+def usage_windows(
+    facts: ChargeFacts, as_of: date, *, lookback_days: int = LOOKBACK_DAYS, after: date | None = None
+) -> list[UsageWindow]:
+    """The postpaid usage periods due in the window (and after the day ``after``), in due order.
+
+    Why: a run loads a service's usage deltas only when a usage line may be due, and only for
+    these instants (``usage`` of the facts is ignored here). The windows of one period are
+    the parts of its tariff spans; a run loads ``[min start, max end)``.
+    """
+    if facts.activated_on is None or facts.activated_on > as_of or not facts.tariffs:
+        return []
+    found = [
+        UsageWindow(period.start, period.end, _utc(lo, facts.time_zone), _utc(hi, facts.time_zone))
+        for _, period, lo, hi, _ in _usage_parts(facts, as_of, lookback_days)
+        if after is None or period.end > after
+    ]
+    return sorted(found, key=lambda w: (w.due_on, w.start))
+
+
+def has_postpaid_usage(tariff: Tariff) -> bool:
+    """Whether any version of ``tariff`` is postpaid with usage prices (so usage may be charged)."""
+    return any(v.billing_mode is BillingMode.POSTPAID and v.usage is not None for v in tariff.versions)
 
 
 class PlanCache:
@@ -161,18 +218,26 @@ class PlanCache:
     the same code) and each entry keeps them alive, so an id is never reused while cached. A
     plan that raises is not cached (each service raises its own error). At most
     ``max_entries`` plans are kept; past that, new cases are priced without being kept.
+
+    Facts with ``usage`` are never cached nor served from the cache: usage is the one fact that
+    differs per service, so such a service is planned on its own (``individual`` counts them).
+    The facts of a service without usage deltas owe no usage line, so they share plans as before.
     """
 
     def __init__(self, max_entries: int = 200_000) -> None:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
+        self.individual = 0
         self._plans: dict[tuple[object, ...], tuple[ChargeFacts, list[PlannedCharge]]] = {}
 
     def plan(
         self, facts: ChargeFacts, as_of: date, *, lookback_days: int = LOOKBACK_DAYS
     ) -> list[PlannedCharge]:
         """:func:`plan_charges` of ``facts``, from the cache when an identical case was planned."""
+        if facts.usage:
+            self.individual += 1
+            return plan_charges(facts, as_of, lookback_days=lookback_days)
         key = (
             facts.service_kind,
             tuple((day, id(tariff)) for day, tariff in facts.tariffs),
@@ -183,6 +248,7 @@ class PlanCache:
             facts.region,
             id(facts.promotion),
             id(facts.rules),
+            facts.time_zone,
             as_of,
             lookback_days,
         )
@@ -504,6 +570,101 @@ def _one_time_lines(facts: ChargeFacts) -> list[PlannedCharge]:
                 price.fingerprint,
                 facts.service_kind,
                 f"{fee.name} ({tariff.code} v{price.version_number})",
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def _utc(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant the local ``day`` starts in ``tz``."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC_ZONE)
+
+
+def _usage_parts(
+    facts: ChargeFacts, as_of: date, lookback_days: int
+) -> Iterator[tuple[Tariff, BillingPeriod, date, date, TariffVersion]]:
+    """``(tariff, period, first day, day after the last, version)`` of each postpaid usage part due.
+
+    A part is a tariff span's share of a billing period whose end day is in the window
+    ``[as_of - lookback_days, as_of]``; the version in force on its first day must be postpaid
+    with usage prices. The periods are those of the span's recurring fee (as in the run's
+    recurring lines), so the usage line is due on the same day as the fee in arrears.
+    """
+    window_start = as_of - timedelta(days=lookback_days)
+    for start, end, tariff in _tariff_spans(facts):
+        if not has_postpaid_usage(tariff):
+            continue
+        found = _period_kind(tariff, max(start, min(as_of, end - timedelta(days=1)) if end else as_of))
+        if found is None:
+            continue
+        kind = found[0]
+        lo = max(start, window_start - timedelta(days=1))
+        hi = min(as_of, end - timedelta(days=1)) if end is not None else as_of
+        if lo > hi:
+            continue
+        first = period_containing_safe(facts, kind, lo)
+        for period in _periods(facts, kind, first.start, hi):
+            if not window_start <= period.end <= as_of:
+                continue
+            part_start = max(period.start, start)
+            part_end = period.end if end is None else min(period.end, end)
+            if part_start >= part_end:
+                continue
+            try:
+                version = tariff.version_at(part_start)
+            except VersionNotFound:
+                continue
+            if version.billing_mode is BillingMode.POSTPAID and version.usage is not None:
+                yield tariff, period, part_start, part_end, version
+
+
+def _usage_lines(facts: ChargeFacts, as_of: date, lookback_days: int) -> list[PlannedCharge]:
+    """One usage line per postpaid usage part due, rated from the facts' deltas; zero: none.
+
+    All of a part's deltas are rated in one :func:`rate_usage` call starting with an unused
+    allowance (the allowance is per period), so the increments and the one rounding apply to
+    the period's totals. The matrix cell of the part's first day gives the fingerprint (the usage
+    prices themselves are the version's: the matrix varies fees).
+    """
+    out = []
+    tz = facts.time_zone
+    for tariff, period, part_start, part_end, version in _usage_parts(facts, as_of, lookback_days):
+        lo, hi = _utc(part_start, tz), _utc(part_end, tz)
+        deltas = [d for d in facts.usage if lo <= d.end < hi]
+        if not deltas:
+            continue
+        assert version.usage is not None
+        try:
+            rating = rate_usage(
+                deltas, version.usage, tz=tz, allowance_used_before=0, rounding=version.rounding
+            )
+            price = resolve_tariff_price(tariff, part_start, facts.category, facts.region)
+        except (UsageError, VersionNotFound) as exc:
+            raise ChargePlanError(f"service {facts.service_id}: usage {tariff.code}: {exc}") from None
+        if not rating.total:
+            continue
+        down = sum(entry.octets_in for d in deltas for entry in d.traffic)
+        up = sum(entry.octets_out for d in deltas for entry in d.traffic)
+        code, number = tariff.code, version.number
+        out.append(
+            PlannedCharge(
+                facts.service_id,
+                f"charge:{facts.service_id}:usage:{period.start}:{code}:{number}",
+                ChargeKind.USAGE,
+                period.end,
+                period.start,
+                period.end,
+                rating.total,
+                version.currency,
+                code,
+                number,
+                price.fingerprint,
+                facts.service_kind,
+                f"usage {code} v{number} {period}: {len(deltas)} records, "
+                f"{down} B down, {up} B up, all as class internet",
             )
         )
     return out

@@ -42,6 +42,17 @@ is the one in force at the start of the day in the operator's time zone, so a tr
 instant ``t`` counts from the local day after ``t``; the same for a ``change_tariff``. The
 tariff before a service's first ``change_tariff`` is that change's ``from_tariff_code``; a
 service never changed is on ``services.tariff_code``.
+
+Usage (postpaid tariffs with usage prices): a service's ``session_usage`` rows are loaded only
+when :func:`billing.charge_plan.usage_windows` says a usage line may be due (a period ending in
+the window, after the service's mark), for all such services of a batch in one query. Each row
+becomes a :class:`rating.usage.UsageDelta` over ``[recorded_at - seconds, recorded_at)``: the row
+has one instant, and its ``seconds`` (the session time it adds) say how long it took to
+accumulate, which is what the time bands need; it belongs to the period containing
+``recorded_at``. The rows carry no traffic class yet, so all traffic is class ``internet``;
+``output_octets`` (sent by the NAS to the subscriber) is the download, ``input_octets`` the upload.
+A row recorded after a period's end belongs to the next period, so a period's usage, once due,
+never changes.
 """
 
 from __future__ import annotations
@@ -50,11 +61,12 @@ import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from time import perf_counter, sleep
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ARRAY, BigInteger, String, any_, bindparam, cast, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -62,7 +74,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from billing import audit, ledger
 from billing.audit import Actor
 from billing.books import book_account
-from billing.charge_plan import ChargeFacts, PlanCache, PlannedCharge
+from billing.charge_plan import (
+    ChargeFacts,
+    PlanCache,
+    PlannedCharge,
+    UsageWindow,
+    has_postpaid_usage,
+    usage_windows,
+)
 from billing.db.charge_writes import ChargeRow, insert_charges, upsert_marks
 from billing.db.charges import ChargeMark, ChargeRun, ChargeRunError
 from billing.db.customers import Account, Customer
@@ -71,9 +90,12 @@ from billing.db.ledger import LedgerAccount, LedgerTransaction, Posting
 from billing.db.ledger_writes import id_array
 from billing.db.lifecycle import ScheduledServiceChange, ServiceStatusChange
 from billing.db.services import Service
+from billing.db.sessions import SessionUsage
 from billing.db.types import utcnow
 from billing.lifecycle_rules import LifecycleRules
 from rating.catalog import Catalog
+from rating.tariff import Tariff
+from rating.usage import INTERNET, ClassOctets, UsageDelta
 
 DEFAULT_BATCH_SIZE = 2000
 """Services per batch transaction on PostgreSQL: see the module docstring for why."""
@@ -304,6 +326,59 @@ def _histories(
     return found, initial
 
 
+def zone_of(tz: tzinfo) -> ZoneInfo:
+    """``tz`` as the :class:`zoneinfo.ZoneInfo` that usage rating needs (``datetime.UTC`` included).
+
+    Time bands are wall-clock windows of a named zone, so a fixed offset other than UTC is
+    refused (:func:`run_charges` checks this before it starts).
+    """
+    if isinstance(tz, ZoneInfo):
+        return tz
+    if tz.utcoffset(None) == timedelta(0):
+        return ZoneInfo("UTC")
+    raise ChargeRunRefused(f"time_zone: expected a zoneinfo.ZoneInfo (the operator's zone), got {tz!r}")
+
+
+def _load_usage(session: Session, wanted: dict[int, list[UsageWindow]]) -> dict[int, list[UsageDelta]]:
+    """The usage deltas of ``wanted``'s services inside their windows: one set-based query.
+
+    One statement for the whole batch (``service_id = ANY(array)`` on PostgreSQL) bounded by
+    the earliest and latest window instants, then each row kept only inside its own service's
+    windows (services of a batch usually share one period, so little is read for nothing).
+    """
+    lo = min(w.start for windows in wanted.values() for w in windows)
+    hi = max(w.end for windows in wanted.values() for w in windows)
+    rows = session.execute(
+        select(
+            SessionUsage.service_id,
+            SessionUsage.recorded_at,
+            SessionUsage.input_octets,
+            SessionUsage.output_octets,
+            SessionUsage.seconds,
+        )
+        .where(
+            _id_in(session, SessionUsage.service_id, sorted(wanted)),
+            SessionUsage.recorded_at >= lo,
+            SessionUsage.recorded_at < hi,
+        )
+        .order_by(SessionUsage.service_id, SessionUsage.recorded_at, SessionUsage.id)
+    )
+    found: dict[int, list[UsageDelta]] = defaultdict(list)
+    for service_id, recorded_at, octets_up, octets_down, seconds in rows:
+        at = recorded_at if recorded_at.tzinfo is not None else recorded_at.replace(tzinfo=UTC)
+        if not any(w.start <= at < w.end for w in wanted[service_id]):
+            continue
+        found[service_id].append(
+            UsageDelta(
+                start=at - timedelta(seconds=seconds),
+                end=at,
+                traffic=(ClassOctets(INTERNET, octets_in=octets_down, octets_out=octets_up),),
+                session_seconds=seconds,
+            )
+        )
+    return found
+
+
 def _facts(
     row: _ServiceRow,
     history: list[tuple[datetime, str, str, str, str | None]],
@@ -339,6 +414,7 @@ def _facts(
         region=row.region,
         promotion=promotion,
         rules=rules.lookup(row.kind, row.category or ""),
+        time_zone=zone_of(tz),
     )
 
 
@@ -460,6 +536,7 @@ def run_charges(
     if batch_size is not None and batch_size < 1:
         raise ChargeRunRefused(f"batch_size: expected 1 or more, got {batch_size}")
     chosen = parse_filter(subscribers)
+    zone_of(time_zone)
     rules = rules or rules_for(time_zone)
     tally = _Tally()
     with session_factory() as session, session.begin():
@@ -636,9 +713,17 @@ def _prepare(
     with factory() as session, session.begin():
         rows = _load_rows(session, batch)
         histories, initial_tariffs = _histories(session, batch)
-    planned = []
     errors = []
     already = 0
+    built: list[tuple[_ServiceRow, ChargeFacts]] = []
+    wanted: dict[int, list[UsageWindow]] = {}
+    metered: dict[str, bool] = {}  # tariff code: has a postpaid version with usage prices
+
+    def may_owe_usage(tariff: Tariff) -> bool:
+        if tariff.code not in metered:
+            metered[tariff.code] = has_postpaid_usage(tariff)
+        return metered[tariff.code]
+
     for row in rows:
         try:
             facts = _facts(
@@ -649,7 +734,23 @@ def _prepare(
                 rules,
                 tz,
             )
-            lines = cache.plan(facts, as_of)
+            if any(may_owe_usage(tariff) for _, tariff in facts.tariffs):
+                windows = usage_windows(facts, as_of, after=row.planned_through)
+                if windows:
+                    wanted[row.service_id] = windows
+        except (ValueError, KeyError, LookupError) as exc:
+            errors.append(ServiceFailure(row.service_id, row.account_id, _text(exc)))
+            continue
+        built.append((row, facts))
+    usage: dict[int, list[UsageDelta]] = {}
+    if wanted:
+        with factory() as session, session.begin():
+            usage = _load_usage(session, wanted)
+    planned = []
+    for row, facts in built:
+        try:
+            deltas = usage.get(row.service_id)
+            lines = cache.plan(replace(facts, usage=tuple(deltas)) if deltas else facts, as_of)
         except (ValueError, KeyError, LookupError) as exc:
             errors.append(ServiceFailure(row.service_id, row.account_id, _text(exc)))
             continue

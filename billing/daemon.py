@@ -61,6 +61,15 @@ def _quota_gate(config: Any) -> Any:
     return PrepaidQuotaGate(CatalogPlans(load_stored_catalog, unit=DEFAULT_QUOTA_UNIT, tz=config.isp.tzinfo))
 
 
+def _release_holds(engine: Any) -> Any:
+    """After each reaper pass: free the quota holds of sessions closed without a Stop."""
+    from functools import partial
+
+    from billing.quota import release_holds_of_closed_sessions
+
+    return partial(release_holds_of_closed_sessions, engine)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="billingd", description=__doc__)
     parser.add_argument(
@@ -93,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         pre_ping=True,  # the database may restart under a long-running daemon
     )
     service = AaaService(
-        reactor, config.aaa, engine, listen_conninfo=_listen_conninfo(url), quota_gate=_quota_gate(config)
+        reactor,
+        config.aaa,
+        engine,
+        listen_conninfo=_listen_conninfo(url),
+        quota_gate=_quota_gate(config),
+        after_reap=_release_holds(engine),
     )
     outcome = {"code": 0}
 

@@ -25,6 +25,13 @@ Sessions whose service is not on a prepaid account with a metered prepaid tariff
 after one indexed query per group. Flat-rate prepaid (a daily fee) has no reservation: the
 charge run and the lifecycle rules handle it.
 
+Allowance per billing period: a tariff's included volume is shared by the sessions of a service
+that began in the same billing period (the tariff's recurring period with the service's anchors,
+in the operator's zone); see :func:`allowance_used_before`. Late usage (counters that grow after
+the reservation closed) is charged once from free funds: see :func:`commit_usage`. Holds of
+sessions closed without a Stop are freed after each reaper pass
+(:func:`release_holds_of_closed_sessions`, the daemon's ``after_reap`` hook).
+
 Lock order: the store has locked the group's sessions (by ``acct_unique_id``); the gate then
 locks the group's subscriber ledger accounts by id, and the ledger post locks the revenue book
 last: sessions, subscriber accounts, books, as everywhere else.
@@ -40,7 +47,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -56,7 +63,7 @@ from billing.db.services import Service
 from billing.db.sessions import RadiusSession, SessionUsage
 from billing.ledger import Leg, TransactionRequest
 from rating.catalog import Catalog
-from rating.periods import BillingMode
+from rating.periods import BillingMode, Period, local_date, local_day_bounds, period_containing
 from rating.quota import (
     Disconnect,
     ExhaustedAction,
@@ -74,17 +81,21 @@ from rating.usage import INTERNET, MB, ClassOctets, Throttle, UsageDelta
 
 __all__ = [
     "DEFAULT_QUOTA_UNIT",
+    "AllowancePeriod",
     "CatalogPlans",
     "Counters",
     "FundsHolder",
+    "PeriodLookup",
     "PlanLookup",
     "PrepaidQuotaGate",
     "QuotaOutcome",
+    "allowance_used_before",
     "commit_usage",
     "deltas_from_rows",
     "lock_funds",
     "release",
     "release_closed_sessions",
+    "release_holds_of_closed_sessions",
     "reserve",
 ]
 
@@ -100,6 +111,10 @@ plus 10 minutes of session time, each counted only if the tariff prices it."""
 PlanLookup = Callable[[Session, str | None, datetime], MeteredPlan | None]
 """``(session, tariff_code, as_of) -> MeteredPlan | None``: the metered prepaid plan of a
 tariff at an instant, or ``None`` (not metered, not prepaid, unknown)."""
+
+PeriodLookup = Callable[[Session, str | None, datetime], Period | None]
+"""``(session, tariff_code, as_of) -> Period | None``: the recurring period of a tariff's version
+at an instant (``None``: none, e.g. purely metered; the allowance is then monthly)."""
 
 
 # --------------------------------------------------------------------------- values
@@ -120,6 +135,29 @@ class Counters:
             or self.output_octets > other.output_octets
             or self.seconds > other.seconds
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AllowancePeriod:
+    """How a service's billing periods fall: where the period an allowance is counted in starts.
+
+    ``kind`` is the recurring period of the service's tariff version (monthly for a purely
+    metered tariff, which has none); ``anchor_day`` the service's ``billing_anchor_day`` and
+    ``anchor_month`` the month of its ``activated_on`` (1 if unknown), as
+    :mod:`billing.charge_plan` anchors its charge periods, so the allowance renews when the
+    recurring fee does.
+    """
+
+    kind: Period = Period.MONTHLY
+    anchor_day: int = 1
+    anchor_month: int = 1
+
+    def start_of(self, at: datetime, tz: ZoneInfo) -> datetime:
+        """The UTC instant the period containing ``at``'s local date (in ``tz``) begins."""
+        period = period_containing(
+            self.kind, local_date(at, tz), anchor_day=self.anchor_day, anchor_month=self.anchor_month
+        )
+        return local_day_bounds(period.start, tz)[0]
 
 
 @dataclass
@@ -253,6 +291,7 @@ def commit_usage(
     revenue_account_id: int,
     at: datetime,
     closing: bool = False,
+    allowance_period: AllowancePeriod | None = None,
 ) -> QuotaOutcome:
     """Charge the session's usage so far and top its hold up (or, ``closing``, close it).
 
@@ -262,56 +301,77 @@ def commit_usage(
     was left unbilled if funds now allow. The charge goes to the ledger (subscriber debit,
     ``revenue_account_id`` credit) with key ``usage:<session>:<in>:<out>:<seconds>``, plus
     ``:stop`` when closing (a Stop may carry the last interim's counters).
+
+    Allowance: with ``allowance_period`` (the gate always gives it), the tariff's allowance is
+    per billing period of the service, not per session: see :func:`allowance_used_before`.
+    Without it (direct callers), each session starts with the whole allowance.
+
+    Late usage: a record with higher counters for a session whose reservation is closed already
+    (a late or reordered interim after the Stop, or the session was reaped or closed by
+    Accounting-On/Off but the NAS still counts) is charged once, from free funds only (the
+    session has no hold any more), with key ``usage:<session>:<in>:<out>:<seconds>:late``; its
+    cost is cumulative like any other, so only what the Stop did not settle is charged. The
+    reservation stays closed; its high-water mark moves, so a retransmission charges nothing.
     """
     row = _reservation(session, acct_unique_id)
     if row is None:
         raise LookupError(f"no quota reservation for session {acct_unique_id}")
-    if row.state != "open":
-        return _outcome(row, _ZERO, None)
+    late = row.state != "open"
     moved = counters.passed(Counters(row.input_octets, row.output_octets, row.seconds))
+    if late and not moved:
+        return _outcome(row, _ZERO, None)
     before = row.reserved
     charge = _ZERO
     allowance_out = False
     if moved or closing:
         if moved:
-            rating = session_cost(deltas, plan)
+            used_before = allowance_used_before(session, row, plan, allowance_period)
+            rating = session_cost(deltas, plan, allowance_used_before=used_before)
             cost, allowance_out = rating.total, rating.overage_action is not None
+            allowance_used = rating.allowance_used_after - used_before
         else:
-            cost = row.committed + row.unbilled
+            cost, allowance_used = row.committed + row.unbilled, row.allowance_used
         result: Settlement = settle(
             cost=cost,
-            reserved=row.reserved,
+            # a closed reservation holds nothing: late usage is paid from free funds only
+            reserved=row.committed if late else row.reserved,
             committed=row.committed,
             available=funds.available,
-            unit_amount=unit_price(plan, at),
-            closing=closing,
+            unit_amount=_ZERO if late else unit_price(plan, at),
+            closing=closing or late,
         )
         charge = result.charge
         if charge > 0:
+            suffix = ":late" if late else ":stop" if closing else ""
             ledger.post(
                 session,
                 TransactionRequest(
                     idempotency_key=(
                         f"usage:{acct_unique_id}:{counters.input_octets}:"
-                        f"{counters.output_octets}:{counters.seconds}{':stop' if closing else ''}"
+                        f"{counters.output_octets}:{counters.seconds}{suffix}"
                     ),
                     kind="usage",
                     legs=(Leg(funds.ledger_account_id, charge), Leg(revenue_account_id, -charge)),
                     effective_at=at,
-                    description=f"usage {plan.tariff_code}",
+                    description=f"usage {plan.tariff_code}" + (" (late)" if late else ""),
                 ),
             )
-        row.reserved, row.committed, row.unbilled = result.reserved, result.committed, result.unbilled
+        row.committed, row.unbilled = result.committed, result.unbilled
+        row.reserved = max(row.reserved, result.committed) if late else result.reserved
+        row.allowance_used = allowance_used
         if moved:
             row.input_octets, row.output_octets = counters.input_octets, counters.output_octets
             row.seconds = counters.seconds
         exhausted = result.exhausted
     else:
         exhausted = False
-    funds.available -= row.reserved - before
-    if closing:
-        funds.available += row.reserved - row.committed
-        row.state, row.closed_at = "closed", at
+    if late:
+        funds.available -= charge
+    else:
+        funds.available -= row.reserved - before
+        if closing:
+            funds.available += row.reserved - row.committed
+            row.state, row.closed_at = "closed", at
     row.updated_at = at
     session.flush()
     actions: list[ExhaustedAction] = []
@@ -320,9 +380,43 @@ def commit_usage(
     if exhausted:  # nothing left to spend: the tariff's throttle profile, else (or then) a disconnect
         actions.append(Disconnect() if allowance_out else plan.on_exhausted)
     task_id = None
-    for action in actions:
+    for action in actions:  # late usage too: a reaped session may still be up on the NAS
         task_id = _exhaust(session, row, plan, at, action) or task_id
     return _outcome(row, charge, task_id)
+
+
+def allowance_used_before(
+    session: Session, row: QuotaReservation, plan: MeteredPlan, period: AllowancePeriod | None
+) -> int:
+    """The allowance volume the service used in this session's billing period before this session.
+
+    The tariff's allowance (``included_bytes``) is per billing period of the service. The period
+    is the one containing the local date (in ``plan.tz``, the operator's zone) of the
+    reservation's ``opened_at`` (see :class:`AllowancePeriod`); a session counts wholly in the
+    period it began in, even if it runs past the period's end. What is summed is
+    ``allowance_used`` (the counted volume each reservation stored at its last commit) of the
+    service's reservations opened in that period *before* this one (by ``opened_at``, then id),
+    whatever their state: one range scan of ``ix_quota_reservations_service_opened``, and no
+    query at all for a tariff without an allowance.
+
+    Why only earlier sessions: the allowance is consumed in the order sessions began. Counting
+    the overlapping later sessions as well would charge the shared volume as overage twice
+    (each session would see the other's use as coming first). With this rule each session's
+    figure only grows while it runs (earlier sessions only add usage), so its cumulative cost
+    never goes down; the error it allows in an overlap is in the customer's favour: an earlier
+    session that keeps running after a later one has settled does not make the later one dearer.
+    """
+    if period is None or plan.usage.allowance is None:
+        return 0
+    since = period.start_of(row.opened_at, plan.tz)
+    q = QuotaReservation
+    earlier = or_(q.opened_at < row.opened_at, and_(q.opened_at == row.opened_at, q.id < row.id))
+    used = session.scalar(
+        select(func.coalesce(func.sum(q.allowance_used), 0)).where(
+            q.service_id == row.service_id, q.opened_at >= since, earlier
+        )
+    )
+    return int(used or 0)
 
 
 def release(
@@ -356,7 +450,9 @@ def release_closed_sessions(session: Session, at: datetime) -> int:
     Accounting-On/Off of a NAS and the reaper close sessions with one set-based UPDATE that the
     quota gate does not see, so their holds would stay taken. Their usage was committed at
     their last interim; this only frees the holds (which only raises what others may use, so it
-    needs no account lock). Meant for the daemon's periodic reaper; not scheduled there yet.
+    needs no account lock). ``billingd`` runs it after each reaper pass
+    (:func:`release_holds_of_closed_sessions`); usage that still arrives for such a session is
+    charged by :func:`commit_usage` as late usage.
     """
     rs = RadiusSession
     result = session.execute(
@@ -371,6 +467,16 @@ def release_closed_sessions(session: Session, at: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount
+
+
+def release_holds_of_closed_sessions(engine: Engine, at: datetime) -> int:
+    """:func:`release_closed_sessions` in a transaction of its own; returns how many were released.
+
+    The daemon's ``after_reap`` hook (``aaa.service.AaaService``, which logs the count):
+    blocking, run in its thread pool.
+    """
+    with Session(engine) as session, session.begin():
+        return release_closed_sessions(session, at)
 
 
 def _reservation(session: Session, acct_unique_id: str) -> QuotaReservation | None:
@@ -511,6 +617,16 @@ class CatalogPlans:
             )
         return self._catalog
 
+    def period(self, session: Session, tariff_code: str | None, as_of: datetime) -> Period | None:
+        """A :data:`PeriodLookup`: the recurring period of the tariff's version in effect at ``as_of``."""
+        if tariff_code is None:
+            return None
+        try:
+            version = self._fresh(session).tariff(tariff_code).version_at(as_of.astimezone(self.tz).date())
+        except (KeyError, VersionNotFound):
+            return None
+        return version.recurring.period if version.recurring is not None else None
+
     def __call__(self, session: Session, tariff_code: str | None, as_of: datetime) -> MeteredPlan | None:
         if tariff_code is None:
             return None
@@ -542,21 +658,26 @@ class _Metered:
     service_id: int
     account_id: int
     plan: MeteredPlan
+    period: AllowancePeriod
 
 
 class PrepaidQuotaGate:
     """:class:`aaa.quota_gate.QuotaGate` for prepaid quota (see the module docstring).
 
     ``plans`` says which tariffs are metered prepaid (:class:`CatalogPlans` in the daemon; a
-    function giving a plan directly in tests). Errors: a deadlock, a serialisation failure or
-    an unreachable database propagate (the store retries or journals the group); anything else
-    (a broken tariff, a bug) is logged and the quota work of the group is rolled back to a
-    savepoint, so accounting is still recorded. Costs are cumulative, so the next interim of
-    those sessions charges what this one did not.
+    function giving a plan directly in tests). ``periods`` gives a tariff's recurring period,
+    which with the service's anchors sets the billing period its allowance is counted in
+    (default: ``plans.period`` if ``plans`` has one, as :class:`CatalogPlans` does, else monthly).
+
+    Errors: a deadlock, a serialisation failure or an unreachable database propagate (the
+    store retries or journals the group); anything else (a broken tariff, a bug) is logged and
+    the quota work of the group is rolled back to a savepoint, so accounting is still recorded.
+    Costs are cumulative, so the next interim of those sessions charges what this one did not.
     """
 
-    def __init__(self, plans: PlanLookup) -> None:
+    def __init__(self, plans: PlanLookup, *, periods: PeriodLookup | None = None) -> None:
         self.plans = plans
+        self.periods: PeriodLookup | None = periods or getattr(plans, "period", None)
         self._may_meter: Callable[[Connection], bool] | None = getattr(plans, "may_meter", None)
 
     def wants_changes(self, conn: Connection) -> bool:
@@ -624,6 +745,7 @@ class PrepaidQuotaGate:
                 revenue_account_id=_revenue_account(session, revenue, holder.currency),
                 at=at,
                 closing=change.stopped,
+                allowance_period=item.period,
             )
 
     def _metered(self, session: Session, changes: Sequence[SessionChange]) -> list[_Metered]:
@@ -632,7 +754,13 @@ class PrepaidQuotaGate:
         rows = {
             row.id: row
             for row in session.execute(
-                select(Service.id, Service.account_id, Service.tariff_code)
+                select(
+                    Service.id,
+                    Service.account_id,
+                    Service.tariff_code,
+                    Service.billing_anchor_day,
+                    Service.activated_on,
+                )
                 .join(Account, Account.id == Service.account_id)
                 .where(Service.id.in_(service_ids), Account.billing_mode == "prepaid")
             )
@@ -644,7 +772,13 @@ class PrepaidQuotaGate:
                 continue
             plan = self.plans(session, row.tariff_code, change.event_time)
             if plan is not None:
-                metered.append(_Metered(change, row.id, row.account_id, plan))
+                kind = self.periods(session, row.tariff_code, change.event_time) if self.periods else None
+                period = AllowancePeriod(
+                    kind or Period.MONTHLY,
+                    row.billing_anchor_day,
+                    row.activated_on.month if row.activated_on is not None else 1,
+                )
+                metered.append(_Metered(change, row.id, row.account_id, plan, period))
         return metered
 
 

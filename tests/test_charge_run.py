@@ -25,6 +25,7 @@ from billing.db.charges import Charge, ChargeMark, ChargeRun
 from billing.db.ledger import LedgerTransaction
 from billing.db.lifecycle import ServiceStatusChange
 from billing.db.services import Service
+from billing.db.sessions import RadiusSession, SessionUsage
 from billing.permissions import resolve_actor
 
 GOLDEN = Path(__file__).parent / "golden" / "charges"
@@ -280,3 +281,68 @@ def test_the_run_suspends_for_debt_after_the_grace_period_and_leaves_funded_serv
         changes = s.scalars(select(ServiceStatusChange.service_id)).all()
     assert status == {unpaid: "suspended_involuntary", funded: "active"}
     assert funded not in changes
+
+
+def add_usage(world: World, service_id: int, rows: list[tuple[datetime, int, int, int]]) -> None:
+    """``session_usage`` rows of one RADIUS session: (recorded_at, upload, download, seconds)."""
+    with world.sessions.begin() as s:
+        radius = RadiusSession(
+            acct_unique_id=f"u{service_id}-{rows[0][0].timestamp()}",
+            acct_session_id="s1",
+            nas_address="192.0.2.1",
+            service_id=service_id,
+            username=f"user{service_id}",
+            started_at=rows[0][0],
+            updated_at=rows[-1][0],
+        )
+        s.add(radius)
+        s.flush()
+        s.add_all(
+            SessionUsage(
+                session_id=radius.id,
+                service_id=service_id,
+                recorded_at=at,
+                input_octets=up,
+                output_octets=down,
+                seconds=seconds,
+            )
+            for at, up, down, seconds in rows
+        )
+
+
+def test_postpaid_usage_is_rated_at_the_period_end_once(world: World) -> None:
+    """A month of session_usage on U-POST: one exact usage charge with the fee; a re-run adds none."""
+    metered = world.service("U-POST", START)
+    idle = world.service("U-POST", START)  # no usage: only the fee
+    gb = 10**9
+    add_usage(
+        world,
+        metered,
+        [
+            (datetime(2027, 1, 5, 12, tzinfo=UTC), 1 * gb, 8 * gb, 3600),  # 9 GB of the 10 GB allowance
+            (datetime(2027, 1, 10, 4, tzinfo=UTC), 1 * gb, 50 * gb, 3600),  # night: download free
+            (datetime(2027, 1, 20, 12, tzinfo=UTC), gb // 2, 3 * gb, 3600),  # overage
+            (datetime(2027, 1, 31, 23, 59, 59, tzinfo=UTC), 0, 3 * gb // 2, 7200),
+            (datetime(2027, 2, 1, tzinfo=UTC), 7 * gb, 7 * gb, 60),  # February's
+        ],
+    )
+    for day in days(START, date(2027, 2, 1)):
+        assert not world.run(day).errors
+    keys = world.charge_keys()
+    assert {k: v for k, v in keys.items() if ":usage:" in k} == {
+        f"charge:{metered}:usage:2027-01-01:U-POST:1": Decimal("6.00")  # 5 GB + 1 GB over, at 1.00
+    }
+    assert world.charged(metered) == Decimal("26.00")
+    assert world.charged(idle) == Decimal("20.00")
+    with world.sessions() as s:
+        usage = s.scalars(select(Charge).where(Charge.kind == "usage")).one()
+        ledger_tx = s.get(LedgerTransaction, usage.transaction_id)
+    assert (usage.tariff_code, usage.tariff_version, usage.due_on) == ("U-POST", 1, date(2027, 2, 1))
+    assert usage.fingerprint and ledger_tx is not None and ledger_tx.idempotency_key == usage.idempotency_key
+    again = world.run(date(2027, 2, 1))
+    assert again.charges_posted == 0
+    with world.sessions.begin() as s:
+        s.execute(delete(ChargeMark))
+    third = world.run(date(2027, 2, 1))
+    assert (third.charges_posted, third.already_posted) == (0, 3)
+    assert world.charge_keys() == keys

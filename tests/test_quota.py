@@ -24,10 +24,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.task import Clock
 
 from aaa.accounting import AccountingRecord, StatusType, acct_unique_id
 from aaa.accounting_store import AccountingStore
 from aaa.journal import Journal
+from aaa.service import AaaService
+from aaa.settings import AaaSettings
+from billing import daemon as billingd
 from billing import dictionaries, ledger, subscribers
 from billing.audit import Actor
 from billing.books import book_account
@@ -53,6 +58,7 @@ from billing.quota import (
 )
 from rating.catalog import Catalog, load_catalog
 from rating.money import RoundingRule, from_micros
+from rating.periods import Period
 from rating.quota import MeteredPlan, QuotaUnit
 from rating.usage import MB, Allowance, Direction, Throttle, UsagePlan, UsagePrice
 
@@ -357,6 +363,166 @@ def test_sessions_closed_without_stop_release_their_holds(engine: Engine, journa
         assert release_closed_sessions(s, T0 + timedelta(hours=1)) == 2
     assert _funds(engine, world) == D("9.90")
     assert _reservation(engine, "s1").state == "closed"
+
+
+def test_the_daemons_reaper_pass_releases_the_holds_of_stale_sessions(
+    engine: Engine, journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """billingd wires release_holds_of_closed_sessions as AaaService's after_reap hook."""
+    world = _world(engine, funds="2")
+    store = AccountingStore(engine, journal, quota_gate=_gate())
+    store.store([_rec(START, "s1", world.service_id, at=0)])
+    store.store([_rec(INTERIM, "s1", world.service_id, at=60, down=10 * MB)])
+    store.store([_rec(START, "s2", world.service_id, at=120)])
+    assert _funds(engine, world) == D("0")  # s1 holds 1.00, s2 the last 0.90
+    service = AaaService(
+        Clock(), AaaSettings(interim_interval_s=60), engine, after_reap=billingd._release_holds(engine)
+    )
+    service.store = store
+    monkeypatch.setattr(service, "_in_pool", lambda f, *a, **k: maybeDeferred(f, *a, **k))
+    failures: list[object] = []
+    service._reap().addErrback(failures.append)  # the wall clock is days past T0: both are stale
+    assert failures == []
+    assert [_reservation(engine, s).state for s in ("s1", "s2")] == ["closed", "closed"]
+    assert _funds(engine, world) == D("1.90")  # free again: only the 0.10 used is gone
+    store.store([_rec(START, "s3", world.service_id, at=3600)])
+    assert _reservation(engine, "s3").reserved == D("1.00")  # a new session can use them
+
+
+# --------------------------------------------------------------------------- allowance per billing period
+
+DAY = 86_400
+
+
+def test_the_allowance_is_shared_by_the_sessions_of_a_billing_period(
+    engine: Engine, journal: Journal
+) -> None:
+    """50 MB a month: a second session of December only gets what the first left; January is new."""
+    world = _world(engine, funds="10")
+    store = AccountingStore(engine, journal, quota_gate=_gate(THROTTLING))
+    store.store([_rec(START, "s1", world.service_id, at=0)])
+    store.store([_rec(STOP, "s1", world.service_id, at=600, down=40 * MB)])  # inside: free
+    assert (_reservation(engine, "s1").committed, _reservation(engine, "s1").allowance_used) == (0, 40 * MB)
+    assert _tasks(engine) == []
+
+    store.store([_rec(START, "s2", world.service_id, at=DAY)])
+    store.store([_rec(INTERIM, "s2", world.service_id, at=DAY + 300, down=30 * MB)])  # 10 MB left: 20 past
+    row = _reservation(engine, "s2")
+    assert (row.committed, row.action, row.allowance_used) == (D("0.20"), "throttle", 30 * MB)  # counted
+    (task,) = _tasks(engine)
+    assert (task.session_key, task.speed_profile) == (row.acct_unique_id, "slow-64k")
+    store.store([_rec(STOP, "s2", world.service_id, at=DAY + 600, down=35 * MB)])
+    assert _reservation(engine, "s2").committed == D("0.25")
+
+    january = 31 * DAY  # 2027-01-01 10:00 UTC: a new period, the whole allowance again
+    store.store([_rec(START, "s3", world.service_id, at=january)])
+    store.store([_rec(STOP, "s3", world.service_id, at=january + 600, down=45 * MB)])
+    assert (_reservation(engine, "s3").committed, _reservation(engine, "s3").action) == (0, None)
+    assert _natural(engine, world) == D("9.75")
+
+
+def test_the_allowance_period_follows_the_tariff_period_and_the_services_anchor(
+    engine: Engine, journal: Journal
+) -> None:
+    world = _world(engine, funds="10")
+    with Session(engine) as s, s.begin():
+        service = s.get(Service, world.service_id)
+        assert service is not None
+        service.billing_anchor_day = 2  # monthly periods start on the 2nd: Dec 1 is in November's
+    store = AccountingStore(engine, journal, quota_gate=_gate(THROTTLING))
+    store.store([_rec(START, "s1", world.service_id, at=0)])  # Dec 1
+    store.store([_rec(STOP, "s1", world.service_id, at=600, down=50 * MB)])
+    store.store([_rec(START, "s2", world.service_id, at=DAY)])  # Dec 2: a new period
+    store.store([_rec(STOP, "s2", world.service_id, at=DAY + 600, down=50 * MB)])
+    assert _reservation(engine, "s2").committed == 0
+
+    daily = PrepaidQuotaGate(lambda _s, _t, _a: THROTTLING, periods=lambda _s, _t, _a: Period.DAILY)
+    store = AccountingStore(engine, journal, quota_gate=daily)
+    store.store([_rec(START, "s3", world.service_id, at=2 * DAY)])  # Dec 3, daily periods
+    store.store([_rec(STOP, "s3", world.service_id, at=2 * DAY + 600, down=50 * MB)])
+    store.store([_rec(START, "s4", world.service_id, at=2 * DAY + 3600)])  # the same day: nothing left
+    store.store([_rec(STOP, "s4", world.service_id, at=2 * DAY + 4200, down=10 * MB)])
+    assert (_reservation(engine, "s3").committed, _reservation(engine, "s4").committed) == (0, D("0.10"))
+
+
+def test_catalog_plans_give_the_tariffs_recurring_period() -> None:
+    root = Path(__file__).resolve().parents[1]
+    catalog = load_catalog((root / "conf/tariffs/example.toml").read_text(), source="example.toml")
+    plans = CatalogPlans(lambda _s: catalog, unit=DEFAULT_QUOTA_UNIT, tz=ZoneInfo("Europe/Berlin"))
+    expected = {
+        t.code: t.version_at(T0.date()).recurring
+        for t in catalog.tariffs
+        if t.versions[0].effective_from <= T0.date()
+    }
+    for code, recurring in expected.items():
+        assert plans.period(None, code, T0) == (recurring.period if recurring else None)  # type: ignore[arg-type]
+    assert plans.period(None, "NO-SUCH", T0) is None  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- late usage
+
+
+def test_a_late_interim_after_the_stop_is_charged_once_with_its_own_key(
+    engine: Engine, journal: Journal
+) -> None:
+    world = _world(engine, funds="10")
+    store = AccountingStore(engine, journal, quota_gate=_gate())
+    store.store([_rec(START, "s1", world.service_id, at=0)])
+    store.store([_rec(INTERIM, "s1", world.service_id, at=300, down=30 * MB)])
+    store.store([_rec(STOP, "s1", world.service_id, at=600, down=50 * MB)])
+    assert (_reservation(engine, "s1").committed, _natural(engine, world)) == (D("0.50"), D("9.50"))
+
+    store.store([_rec(INTERIM, "s1", world.service_id, at=500, down=40 * MB)])  # reordered: older
+    assert (_usage_count(engine), _natural(engine, world)) == (2, D("9.50"))
+
+    late = _rec(INTERIM, "s1", world.service_id, at=900, down=70 * MB)  # counted after the Stop
+    store.store([late])
+    store.store([late])  # retransmitted
+    store.store([late, late])
+    row = _reservation(engine, "s1")
+    assert (row.state, row.committed, row.output_octets) == ("closed", D("0.70"), 70 * MB)
+    assert _natural(engine, world) == D("9.30")  # only the 20 MB the Stop did not have
+    assert _funds(engine, world) == D("9.30")  # no hold came back
+    with Session(engine) as s:
+        keys = list(
+            s.scalars(
+                select(LedgerTransaction.idempotency_key)
+                .where(LedgerTransaction.kind == "usage")
+                .order_by(LedgerTransaction.id)
+            )
+        )
+    uid = row.acct_unique_id
+    assert keys == [
+        f"usage:{uid}:0:{30 * MB}:300",
+        f"usage:{uid}:0:{50 * MB}:600:stop",
+        f"usage:{uid}:0:{70 * MB}:900:late",
+    ]
+    assert _tasks(engine) == []
+
+
+def test_late_usage_of_a_reaped_session_is_charged_from_free_funds_only(
+    engine: Engine, journal: Journal
+) -> None:
+    """The reaper closed it, its hold was released, but the NAS still counts: charge what is free."""
+    world = _world(engine, funds="0.50")
+    store = AccountingStore(engine, journal, quota_gate=_gate())
+    store.store([_rec(START, "s1", world.service_id, at=0)])
+    store.store([_rec(INTERIM, "s1", world.service_id, at=60, down=10 * MB)])
+    store.reap(T0 + timedelta(hours=1), 3, default_interval_s=60)
+    with Session(engine) as s, s.begin():
+        assert release_closed_sessions(s, T0 + timedelta(hours=1)) == 1
+    assert _funds(engine, world) == D("0.40")
+    store.store([_rec(INTERIM, "s1", world.service_id, at=7200, down=80 * MB)])  # 70 MB more: 0.70
+    row = _reservation(engine, "s1")
+    assert (row.state, row.committed, row.unbilled, row.action) == (
+        "closed",
+        D("0.50"),
+        D("0.30"),
+        "disconnect",
+    )
+    assert _funds(engine, world) == 0  # never overdrawn
+    (task,) = _tasks(engine)  # it may still be up on the NAS: end it
+    assert (task.network, task.session_key) == ("deny", row.acct_unique_id)
 
 
 # --------------------------------------------------------------------------- the functions directly

@@ -22,7 +22,7 @@ from billing.db.base import Base, BigId
 from billing.db.types import utcnow
 
 RUN_STATUSES = ("running", "completed", "failed")
-CHARGE_KINDS = ("recurring", "adjustment", "one_time")
+CHARGE_KINDS = ("recurring", "adjustment", "one_time", "usage")
 """The values of :class:`billing.charge_plan.ChargeKind`."""
 
 

@@ -7,7 +7,10 @@ hold ``reserved - committed`` is unavailable to the account's other sessions. ``
 rated usage that funds did not cover (still due). ``input_octets``, ``output_octets`` and
 ``seconds`` are the session's counters as of the last commit: the high-water mark that makes a
 retransmitted interim charge nothing. ``exhausted_at`` / ``action`` record when the session
-ran out and what the network was told (``throttle`` or ``disconnect``).
+ran out and what the network was told (``throttle`` or ``disconnect``). ``allowance_used`` is
+the session's traffic counted against its tariff's allowance (also past it) as of the last commit: the sum
+over a service's reservations opened in a billing period is what that period's allowance has
+used (``billing.quota.allowance_used_before``, by ``(service_id, opened_at)``).
 The maths is :mod:`rating.quota`; :mod:`billing.quota` writes here.
 """
 
@@ -45,12 +48,14 @@ class QuotaReservation(Base):
             postgresql_where=text("state = 'open'"),
             sqlite_where=text("state = 'open'"),
         ),
+        # the allowance already used in a billing period: a range of one service's reservations
+        Index("ix_quota_reservations_service_opened", "service_id", "opened_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     acct_unique_id: Mapped[str] = mapped_column(String(64), unique=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
     tariff_code: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(8), default="open")
     reserved: Mapped[Decimal]
@@ -59,6 +64,7 @@ class QuotaReservation(Base):
     input_octets: Mapped[int] = mapped_column(BigInteger)
     output_octets: Mapped[int] = mapped_column(BigInteger)
     seconds: Mapped[int] = mapped_column(BigInteger)
+    allowance_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     action: Mapped[str | None] = mapped_column(String(16))
     exhausted_at: Mapped[datetime | None]
     opened_at: Mapped[datetime]
