@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
-from aaa.duplicates import ReplyCache, RequestKey, State
+from aaa.duplicates import EXPIRE_STEP, ReplyCache, RequestKey, State
 
 AUTH_A = bytes(range(16))
 AUTH_B = bytes(range(1, 17))
@@ -127,6 +127,25 @@ def test_expired_entries_are_pruned(cache: ReplyCache, clock: Clock) -> None:
     clock.advance(30)
     cache.receive(KEY._replace(identifier=200))
     assert len(cache) == 1
+
+
+def test_a_backlog_of_expired_entries_is_pruned_in_bounded_steps_and_never_served(
+    clock: Clock,
+) -> None:
+    """After a lull, no single request pays for removing the whole window (a reactor stall)."""
+    cache = ReplyCache(clock, window_s=30, max_entries=10 * EXPIRE_STEP)
+    backlog = 3 * EXPIRE_STEP
+    for identifier in range(backlog):
+        key = RequestKey("192.0.2.1", 1000 + identifier, 4, identifier % 256, AUTH_A)
+        cache.receive(key)
+        cache.answer(key, REPLY)
+    clock.advance(31)
+    last = RequestKey("192.0.2.1", 1000 + backlog - 1, 4, (backlog - 1) % 256, AUTH_A)
+    assert cache.receive(last).state is State.NEW  # expired though not pruned yet: processed anew
+    assert len(cache) == backlog - EXPIRE_STEP  # one step pruned, the re-received key moved to the end
+    for n in range(3):
+        cache.receive(KEY._replace(identifier=n))
+    assert len(cache) == 1 + 3  # the rest pruned, step by step
 
 
 def test_plain_callable_clock() -> None:
