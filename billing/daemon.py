@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+GC_THRESHOLDS = (50_000, 20, 20)
+"""The cyclic collector's thresholds for the daemon (CPython's default is 700, 10, 10).
+
+Nearly everything a RADIUS request allocates dies by reference counting; with the default, a
+young collection ran every 700 allocations (a few requests), and older generations with all
+the long-lived state (reply caches, pools) were walked often enough to cost ~100 µs per
+accounting record in long runs. Measured with ``bench/radius.py`` (8-s phases): accounting
+2.1-3.0k records/s at 300-440 µs of CPU each with the default, 4.0-4.4k at 186-204 µs with
+these, about the same as with the collector off. Cycles are still collected.
+"""
 
 
 def _install_reactor() -> Any:
@@ -77,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     reactor = _install_reactor()
+    gc.set_threshold(*GC_THRESHOLDS)
 
     from billing.config import ConfigError, default_config_path, load_config
     from billing.db.engine import make_engine
