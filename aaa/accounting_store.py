@@ -418,7 +418,10 @@ class AccountingStore:
             if missing:
                 created = self._create(conn, records, missing, first_index)
                 self._lock(conn, missing, ids, states, nas_of)
-        before = dict(states) if self.quota_gate is not None else {}
+        gate = self.quota_gate
+        if gate is not None and not gate.wants_changes(conn):
+            gate = None  # nothing metered: skip copying states and working out the changes
+        before = dict(states) if gate is not None else {}
 
         changed: set[str] = set()
         usage_rows: list[UsageRow] = []
@@ -450,10 +453,10 @@ class AccountingStore:
             self._writes.update(conn, [(ids[uid], states[uid]) for uid in sorted(changed)])
         if usage_rows:
             self._writes.add_usage(conn, usage_rows)
-        if self.quota_gate is not None and uids and self.quota_gate.wants_changes(conn):
+        if gate is not None and uids:
             gate_changes = _session_changes(records, uids, ids, states, before, created, first_index)
             if gate_changes:
-                self.quota_gate.on_group(conn, gate_changes)
+                gate.on_group(conn, gate_changes)
 
     def _lock(
         self,

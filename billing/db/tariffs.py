@@ -97,31 +97,26 @@ class TariffVersionRow(Base):
     imported_by: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
 
 
-class BundleRow(Base):
+class _StoredWhole:
+    """Columns of a catalog entry stored whole: its TOML table, fingerprint and import."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    import_id: Mapped[int] = mapped_column(ForeignKey("catalog_imports.id"))
+    imported_by: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+
+
+class BundleRow(_StoredWhole, Base):
     """A bundle with all its versions as one ``[[bundles]]`` table (see module doc)."""
 
     __tablename__ = "bundles"
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    content: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    import_id: Mapped[int] = mapped_column(ForeignKey("catalog_imports.id"))
-    imported_by: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
 
-
-class PromotionRow(Base):
+class PromotionRow(_StoredWhole, Base):
     """A promotion (its phases and eligible tariffs) as one ``[[promotions]]`` table."""
 
     __tablename__ = "promotions"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    content: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    import_id: Mapped[int] = mapped_column(ForeignKey("catalog_imports.id"))
-    imported_by: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
