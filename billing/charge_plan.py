@@ -19,7 +19,7 @@ The facts (:class:`ChargeFacts`) are calendar days in the operator's time zone:
 What a day of a period costs: the matrix price of the tariff version in force that day
 (:func:`rating.matrix.resolve_tariff_price`), through the promotion phase of that day
 (:func:`rating.phases.phase_price`), times the status's charging rule
-(:func:`billing.lifecycle.meaning`: full, the rules' reduced fee, or none). A period's amount is
+(:func:`billing.status_meaning.meaning`: full, the rules' reduced fee, or none). A period's amount is
 :func:`rating.proration.split_fee` over the runs of days at one fee (rounded once, parts sum to
 the rounded whole), with the proration rule and rounding of the version at the part's start.
 A tariff change starts a new tariff span: each span's share of a period is split on its own.
@@ -38,7 +38,7 @@ When it is due, with the billing mode of the tariff version (not the account):
   so a line once posted is never computed differently (same key, same content).
 - **one-time fees** of the tariff (matrix price) are due on ``activated_on``.
 - **rated usage** of a postpaid tariff version with usage prices is due with the fee, on the
-  period's end day: ``usage`` (the facts' :class:`rating.usage.UsageDelta` list) is rated with
+  period's end day: ``usage`` (the facts' :class:`rating.traffic.UsageDelta` list) is rated with
   :func:`rating.usage.rate_usage` per period and tariff span (the allowance starts afresh each
   period; time bands on the wall clock of ``time_zone``), with the usage plan, rounding and
   fingerprint of the version in force on the span's first day of the period. A delta belongs to
@@ -52,6 +52,10 @@ Idempotency keys (unique in the ledger; one per subscription, period and tariff 
 - ``charge:{service}:adjustment:{period_start}:{tariff}:{version}:{day}``
 - ``charge:{service}:one_time:{fee_code}:{activated_on}``
 - ``charge:{service}:usage:{period_start}:{tariff}:{version}``
+
+A tariff changed away from and back to within one period has two spans in it: the recurring
+and usage keys of the later span end in ``:from{span_start}`` (:func:`_return_suffix`), so they
+differ from the earlier span's. No other key has the suffix, so keys posted before never change.
 
 :func:`plan_charges` returns every line due in the window ``[as_of - lookback_days, as_of]``, so
 a run that missed days catches up and a re-run finds the keys already posted. Zero lines are
@@ -68,14 +72,17 @@ from enum import StrEnum
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from billing.lifecycle import ServiceStatus, meaning
+from billing.lifecycle import ServiceStatus
 from billing.lifecycle_rules import Charging, ServiceRules
+from billing.status_meaning import meaning
 from rating.matrix import resolve_tariff_price
 from rating.periods import BillingMode, BillingPeriod, Period, ProrationRule, period_containing
 from rating.phases import Promotion, phase_price, phase_spans
 from rating.proration import split_fee
 from rating.tariff import Tariff, TariffVersion, VersionNotFound
-from rating.usage import UsageDelta, UsageError, rate_usage
+from rating.traffic import UsageDelta
+from rating.usage import rate_usage
+from rating.usage_checks import UsageError
 
 LOOKBACK_DAYS = 35
 """How far back a run looks for lines due and not yet posted (a month of missed runs, plus slack)."""
@@ -168,10 +175,10 @@ def plan_charges(
     window_start = as_of - timedelta(days=lookback_days)
     lines: list[PlannedCharge] = []
     spans = _tariff_spans(facts)
-    for index, (start, end, tariff) in enumerate(spans):
+    for start, end, tariff in spans:
         if end is not None and end <= window_start - timedelta(days=366):
             continue
-        lines.extend(_span_lines(facts, tariff, start, end, index, window_start, as_of))
+        lines.extend(_span_lines(facts, tariff, start, end, window_start, as_of))
     if window_start <= facts.activated_on <= as_of:
         lines.extend(_one_time_lines(facts))
     if facts.usage:
@@ -351,7 +358,6 @@ def _span_lines(
     tariff: Tariff,
     start: date,
     end: date | None,
-    index: int,
     window_start: date,
     as_of: date,
 ) -> list[PlannedCharge]:
@@ -373,13 +379,15 @@ def _span_lines(
         if version.billing_mode is BillingMode.POSTPAID:
             if window_start <= period.end <= as_of:
                 amounts = _expected(facts, tariff, start, end, period, known_at=period.end)
-                lines += _lines(facts, ChargeKind.RECURRING, period, period.end, amounts, None)
+                suffix = _return_suffix(facts, tariff, first_day, period)
+                lines += _lines(facts, ChargeKind.RECURRING, period, period.end, amounts, None, suffix)
             continue
         # prepaid: the advance, then an adjustment on each change day within the period
         known = first_day
         previous = _expected(facts, tariff, start, end, period, known_at=known)
         if window_start <= known <= as_of:
-            lines += _lines(facts, ChargeKind.RECURRING, period, known, previous, None)
+            suffix = _return_suffix(facts, tariff, first_day, period)
+            lines += _lines(facts, ChargeKind.RECURRING, period, known, previous, None, suffix)
         change_days = _status_change_days(facts, first_day, period.end)
         if end is not None and first_day < end < period.end:
             change_days = sorted({*change_days, end})
@@ -510,13 +518,14 @@ def _lines(
     due_on: date,
     amounts: dict[_Group, Decimal],
     change_day: date | None,
+    suffix: str = "",
 ) -> list[PlannedCharge]:
     out = []
     for group, amount in sorted(amounts.items(), key=lambda item: item[0].version.number):
         if not amount:
             continue
         code, number = group.tariff.code, group.version.number
-        key = f"charge:{facts.service_id}:{kind.value}:{period.start}:{code}:{number}"
+        key = f"charge:{facts.service_id}:{kind.value}:{period.start}:{code}:{number}{suffix}"
         what = f"{code} v{number} {period}"
         if change_day is not None:
             key += f":{change_day}"
@@ -539,6 +548,28 @@ def _lines(
             )
         )
     return out
+
+
+def _return_suffix(facts: ChargeFacts, tariff: Tariff, day: date, period: BillingPeriod) -> str:
+    """``:from{span_start}`` if an earlier span of ``tariff`` overlaps ``period``, else nothing.
+
+    ``day`` is a day of the span (its first day in ``period``). Keys are one per tariff version
+    and period; a tariff left and taken again within a period has two spans there, and the later
+    one's recurring and usage lines need keys of their own (its adjustments already differ:
+    they carry their day).
+    """
+    spans = _tariff_spans(facts)
+    for index, (start, end, _) in enumerate(spans):
+        if start <= day and (end is None or day < end):
+            for earlier_start, earlier_end, other in spans[:index]:
+                if (
+                    other.code == tariff.code
+                    and earlier_start < period.end
+                    and (earlier_end is None or earlier_end > period.start)
+                ):
+                    return f":from{start}"
+            break
+    return ""
 
 
 def _one_time_lines(facts: ChargeFacts) -> list[PlannedCharge]:
@@ -652,7 +683,8 @@ def _usage_lines(facts: ChargeFacts, as_of: date, lookback_days: int) -> list[Pl
         out.append(
             PlannedCharge(
                 facts.service_id,
-                f"charge:{facts.service_id}:usage:{period.start}:{code}:{number}",
+                f"charge:{facts.service_id}:usage:{period.start}:{code}:{number}"
+                f"{_return_suffix(facts, tariff, part_start, period)}",
                 ChargeKind.USAGE,
                 period.end,
                 period.start,

@@ -32,6 +32,12 @@ shaped this way:
 - **Dry run through the same code.** Each batch posts exactly as a real run does, then rolls
   back: the result lists what a real run would post (new keys) and what was posted already.
   Nothing persists, not even the run row.
+- **Scheduled changes before charging.** A change scheduled for the run's day (``--at D``, the
+  return ending a voluntary suspension ``[start, end)``) takes effect at the start of ``D``: the
+  run executes it first, as of local midnight (:func:`_execute_scheduled`), so ``D``'s charges
+  already follow it. Only for services not yet planned through ``D`` and without a transition
+  at or after that midnight (otherwise it runs with the evaluation after charging, and counts
+  from the next day, like any change made during a day). A dry run does not execute them.
 - **Lifecycle after charging.** After a batch commits, :func:`billing.service_lifecycle.evaluate_services`
   runs (grace, suspension, resume) in transactions of :data:`EVALUATE_CHUNK` services, for the
   services that may have something due (:func:`_needing_evaluation`: set-based, since the
@@ -39,14 +45,16 @@ shaped this way:
 
 How facts are read (see :mod:`billing.charge_plan` for the rules they feed): the status of a day
 is the one in force at the start of the day in the operator's time zone, so a transition at
-instant ``t`` counts from the local day after ``t``; the same for a ``change_tariff``. The
+instant ``t`` counts from the first local day that starts at or after ``t`` (a change made
+during a day, from the next day; a scheduled change executed at midnight, from that day); the
+same for a ``change_tariff``. The
 tariff before a service's first ``change_tariff`` is that change's ``from_tariff_code``; a
 service never changed is on ``services.tariff_code``.
 
 Usage (postpaid tariffs with usage prices): a service's ``session_usage`` rows are loaded only
 when :func:`billing.charge_plan.usage_windows` says a usage line may be due (a period ending in
 the window, after the service's mark), for all such services of a batch in one query. Each row
-becomes a :class:`rating.usage.UsageDelta` over ``[recorded_at - seconds, recorded_at)``: the row
+becomes a :class:`rating.traffic.UsageDelta` over ``[recorded_at - seconds, recorded_at)``: the row
 has one instant, and its ``seconds`` (the session time it adds) say how long it took to
 accumulate, which is what the time bands need; it belongs to the period containing
 ``recorded_at``. The rows carry no traffic class yet, so all traffic is class ``internet``;
@@ -82,7 +90,14 @@ from billing.charge_plan import (
     has_postpaid_usage,
     usage_windows,
 )
-from billing.db.charge_writes import ChargeRow, insert_charges, upsert_marks
+from billing.db.charge_writes import (
+    ChargeRow,
+    StagedCharge,
+    add_staged_balances,
+    insert_charges,
+    post_staged,
+    upsert_marks,
+)
 from billing.db.charges import ChargeMark, ChargeRun, ChargeRunError
 from billing.db.customers import Account, Customer
 from billing.db.dictionaries import DictionaryEntry
@@ -95,7 +110,7 @@ from billing.db.types import utcnow
 from billing.lifecycle_rules import LifecycleRules
 from rating.catalog import Catalog
 from rating.tariff import Tariff
-from rating.usage import INTERNET, ClassOctets, UsageDelta
+from rating.traffic import INTERNET, ClassOctets, UsageDelta
 
 DEFAULT_BATCH_SIZE = 2000
 """Services per batch transaction on PostgreSQL: see the module docstring for why."""
@@ -258,9 +273,15 @@ def _count_candidates(session: Session, as_of: date, chosen: tuple[str, tuple[st
 # --------------------------------------------------------------------------- facts
 
 
-def _local_day_after(instant: datetime, tz: tzinfo) -> date:
-    """The first local day whose start is after ``instant``: the day a transition is charged from."""
-    return instant.astimezone(tz).date() + timedelta(days=1)
+def _first_day_from(instant: datetime, tz: tzinfo) -> date:
+    """The first local day that starts at or after ``instant``: the day a transition is charged from."""
+    local = instant.astimezone(tz)
+    return local.date() if local.time() == time(0) else local.date() + timedelta(days=1)
+
+
+def _midnight(day: date, tz: tzinfo) -> datetime:
+    """The instant the local ``day`` starts."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
 def _id_in(session: Session, column: Any, ids: Sequence[int]) -> Any:
@@ -396,7 +417,7 @@ def _facts(
     initial = (initial_tariff or changes[0]) if changes else row.tariff_code
     tariffs = [(start, catalog.tariff(initial))]
     for at, before, after, event, code in history:
-        day = _local_day_after(at, tz)
+        day = _first_day_from(at, tz)
         if before != after:
             statuses.append((day, after))
         if event == "change_tariff" and code:
@@ -441,10 +462,18 @@ def _post_services(
     run_id: int | None,
     tz: tzinfo,
     operator_id: int | None,
+    *,
+    staged: bool = False,
 ) -> list[tuple[_ServiceRow, list[tuple[PlannedCharge, bool]]]]:
-    """Post the lines of ``planned`` and record the new ones; returns each line with ``created``."""
-    requests = []
+    """Post the lines of ``planned`` and record the new ones; returns each line with ``created``.
+
+    ``staged`` (PostgreSQL, whole batches): set-based through :func:`billing.db.charge_writes.post_staged`,
+    and the caller moves the balances last with :func:`add_staged_balances`. Otherwise through
+    :func:`billing.ledger.post_batch` (SQLite; the service-by-service retry of a failed batch).
+    """
     effective: dict[date, datetime] = {}  # a line is effective at the start of its local due day
+    staged_lines: list[StagedCharge] = []
+    requests: list[ledger.TransactionRequest] = []
     for row, lines in planned:
         for line in lines:
             if line.currency != row.currency:
@@ -458,6 +487,28 @@ def _post_services(
                 at = effective[line.due_on] = datetime.combine(line.due_on, time(0), tzinfo=tz).astimezone(
                     UTC
                 )
+            if staged:
+                staged_lines.append(
+                    StagedCharge(
+                        line.idempotency_key,
+                        row.service_id,
+                        row.account_id,
+                        row.ledger_account_id,
+                        revenue,
+                        line.amount,
+                        line.currency,
+                        line.kind.value,
+                        line.due_on,
+                        line.period_start,
+                        line.period_end,
+                        line.tariff_code,
+                        line.tariff_version,
+                        line.fingerprint,
+                        line.description[:300],
+                        at,
+                    )
+                )
+                continue
             requests.append(
                 ledger.TransactionRequest(
                     idempotency_key=line.idempotency_key,
@@ -468,17 +519,38 @@ def _post_services(
                     operator_id=operator_id,
                 )
             )
-    results = ledger.post_batch(session, requests) if requests else []
+    if staged:
+        created, conflicts = post_staged(session, staged_lines, run_id, operator_id)
+        if conflicts:
+            raise ledger.IdempotencyConflict(
+                f"idempotency key {conflicts[0]!r} was posted before with other content"
+            )
+    else:
+        results = ledger.post_batch(session, requests) if requests else []
+        created = [posted.created for posted in results]
+        _record_charges(session, planned, results, run_id)
     out = []
+    index = 0
+    for row, lines in planned:
+        out.append((row, [(line, created[index + i]) for i, line in enumerate(lines)]))
+        index += len(lines)
+    return out
+
+
+def _record_charges(
+    session: Session,
+    planned: Sequence[tuple[_ServiceRow, list[PlannedCharge]]],
+    results: Sequence[ledger.PostedTransaction],
+    run_id: int | None,
+) -> None:
+    """The ``charges`` rows of the lines the ledger created (the generic path)."""
     charges: list[ChargeRow] = []
     index = 0
     now = utcnow()
     for row, lines in planned:
-        flagged = []
         for line in lines:
             posted = results[index]
             index += 1
-            flagged.append((line, posted.created))
             if posted.created:
                 charges.append(
                     (
@@ -500,9 +572,7 @@ def _post_services(
                         now,
                     )
                 )
-        out.append((row, flagged))
     insert_charges(session, charges)
-    return out
 
 
 # --------------------------------------------------------------------------- the run
@@ -569,6 +639,8 @@ def run_charges(
             run_id = run.id
     tally.seen = total
     tally.skipped = total - len(ids)
+    if evaluate and not dry_run:
+        _execute_scheduled(session_factory, ids, as_of, operator, rules, time_zone, tally)
     cache = PlanCache()
     pause = _writer_pause(dialect)
     batches = [ids[start : start + batch_size] for start in range(0, len(ids), batch_size)]
@@ -818,8 +890,11 @@ def _write_batch(
         session.begin()
         opened = perf_counter()
         try:
-            posted = _post_services(session, planned, books, run_id, tz, operator.operator_id)
+            staged = session.get_bind().dialect.name == "postgresql"
+            posted = _post_services(session, planned, books, run_id, tz, operator.operator_id, staged=staged)
             upsert_marks(session, [s for s in batch if s not in failed], as_of, run_id)
+            if staged:
+                add_staged_balances(session)
         except Exception:
             session.rollback()
             books.ids.clear()
@@ -902,6 +977,54 @@ def _evaluate(
     tally.lifecycle_changes += len(report.changes)
     tally.lifecycle_failures += len(report.failures)
     return perf_counter() - opened
+
+
+def _execute_scheduled(
+    factory: sessionmaker[Session],
+    ids: Sequence[int],
+    as_of: date,
+    operator: Actor,
+    rules: LifecycleRules,
+    tz: tzinfo,
+    tally: _Tally,
+) -> None:
+    """Execute the changes scheduled on or before ``as_of`` of the services about to be charged.
+
+    As of the local midnight starting ``as_of``, so that they count from ``as_of`` and its
+    charges follow them (see the module docstring). A service with a transition at or after
+    that midnight is left to the evaluation after charging: its history stays in time order.
+    The evaluation runs whole (``evaluate_services``) for these few services: what else it finds
+    due at midnight it would have found the evening before.
+    """
+    from billing.service_lifecycle import evaluate_services
+
+    midnight = _midnight(as_of, tz)
+    with factory() as session:
+        later = (
+            select(ServiceStatusChange.id)
+            .where(ServiceStatusChange.service_id == ScheduledServiceChange.service_id)
+            .where(ServiceStatusChange.at >= midnight)
+            .exists()
+        )
+        pending = set(
+            session.scalars(
+                select(ScheduledServiceChange.service_id)
+                .where(
+                    ScheduledServiceChange.state == "pending",
+                    ScheduledServiceChange.effective <= as_of,
+                    ~later,
+                )
+                .distinct()
+            )
+        )
+    due = [service_id for service_id in ids if service_id in pending]
+    for i in range(0, len(due), EVALUATE_CHUNK):
+        with factory() as session, session.begin():
+            report = evaluate_services(
+                session, operator, midnight, rules, service_ids=due[i : i + EVALUATE_CHUNK]
+            )
+        tally.lifecycle_changes += len(report.changes)
+        tally.lifecycle_failures += len(report.failures)
 
 
 def _needing_evaluation(

@@ -1,25 +1,38 @@
 """The demo: an ISP's month of billing on the embedded database, then its AAA server live.
 
-``make demo`` migrates ``var/demo.db`` and runs this. It seeds the ISP's dictionaries and
-fourteen subscribers, each with an Internet service and a speed profile (PPPoE logins and
-passwords; one IPoE line known by its CPE MAC), then walks a billing month day by day: monthly
-fees charged in advance on the 1st, daily fees for the daily tariff, payments arriving from a
-bank, a goodwill adjustment and a recalled payment (a reversing transaction). It shows balances,
-one statement and the ledger's invariant check.
+``make demo`` migrates ``var/demo.db`` and runs this. It seeds the ISP's dictionaries and speed
+profiles, imports its tariff catalog (``conf/tariffs/demo.toml``: monthly prepaid home tariffs
+at two speeds, a daily one, a postpaid and a daily business tariff, an installation fee and a
+welcome promotion) and fourteen subscribers, each with an Internet service on a tariff whose
+speed profile it has (PPPoE logins and passwords; one IPoE line known by its CPE MAC). Then it
+bills a month through the real engine: each day one charge run
+(:func:`billing.charge_run.run_charges`, as the daily timer runs it, at 00:15 local time) posts
+what is due — monthly fees in advance on the 1st, daily fees, last month's postpaid business
+fees in arrears, the installation and prorated first month of the lines connected mid-month —
+and then runs the service lifecycle's evaluation. One subscriber on the daily tariff runs out of
+money: after five days' grace the run suspends the service for debt (the walled garden), and
+the day after a payment arrives the run resumes it. Between runs, payments arrive from a bank,
+a goodwill credit is given and one payment is recalled (a reversing transaction). It shows
+each day's run (services charged, lines, totals, payments, status changes), the status changes,
+the balances with each service's status, one statement and the ledger's invariant check, and
+which ``billing-admin`` commands show more.
 
 Then it starts ``billingd`` on the same database and the BRAS simulator (``billing-sim bras``)
 with the demo subscribers, and prints a live summary every second or two: sessions online,
 Access-Accept/Reject, accounting stored, rows in ``radius_sessions`` and ``session_usage``,
 from billingd's metrics endpoint and the database. Two subscribers are there for ``radtest``:
 ``demo``/``demo`` (active, funded: Access-Accept with its speed) and ``broke``/``broke`` (a
-business account out of funds: conf/demo.toml's business policy rejects, "out of funds").
+business connected late in the month that never paid: out of funds but still within the
+business grace period, so active, and conf/demo.toml's business policy rejects, "out of funds").
 
 ``--duration`` bounds the whole run in seconds: it always stops by itself. The ports come from
 the config (0: any free port); if one is taken, the demo says which and uses free ones instead
-(``--ports auto`` always does). Exit 0, unless the ledger check fails or billingd cannot start.
+(``--ports auto`` always does). Exit 0, unless the catalog import or the ledger check fails or
+billingd cannot start.
 
-Charges and payments are posted straight to the ledger here; the rating engine and the payment
-gateways of later releases post the same transactions through their own services.
+Payments from the bank, the goodwill credit and the recalled payment are posted straight to the
+ledger here; a payments engine comes later (the payment gateways of later releases post the same
+transactions through their own services).
 """
 
 from __future__ import annotations
@@ -36,8 +49,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
@@ -45,20 +60,27 @@ from types import FrameType
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from billing import accounts, dictionaries, ledger, operators, subscribers
 from billing.audit import Actor
 from billing.books import book_account
+from billing.catalog import assign_tariff, import_catalog, load_stored_catalog
+from billing.charge_run import ChargeRunResult, run_charges
 from billing.config import Config, load_config
+from billing.db.charges import Charge, ChargeRun
+from billing.db.dictionaries import DictionaryEntry
 from billing.db.engine import make_engine, session_factory
+from billing.db.lifecycle import ServiceStatusChange
 from billing.db.services import Service, ServiceMac, SpeedProfile
 from billing.invariants import check_ledger
 from billing.ledger import Leg, TransactionRequest
 from billing.permissions import resolve_actor
-from rating.money import format_amount, round_to_minor
+from rating.catalog import Catalog, CatalogError
+from rating.matrix import resolve_tariff_price
+from rating.money import format_amount
 
 SEED_DICTIONARIES = {
     "subscriber_category": [("residential", "Residential"), ("business", "Business"), ("vip", "VIP")],
@@ -67,10 +89,27 @@ SEED_DICTIONARIES = {
     "adjustment_reason": [("goodwill", "Goodwill credit"), ("outage", "Outage compensation")],
 }
 
+SPEED_PROFILES = {  # name: (down, up) in kbit/s; conf/tariffs/demo.toml names them
+    "home-100": (100_000, 20_000),
+    "home-1000": (1_000_000, 200_000),
+    "business-200": (200_000, 200_000),
+}
+
+SETUP_TARIFF = "SETUP"  # the installation fee: a one-time service for each line connected mid-month
+RUN_AT = clock(0, 15)  # local time of the daily charge run (systemd/billing-charge.timer)
+
 
 @dataclass(frozen=True)
 class Person:
-    """A demo subscriber: who they are, their Internet line, and how they pay."""
+    """A demo subscriber: who they are, their Internet line, its tariff, and how they pay.
+
+    ``payer`` says which payments arrive (see :func:`_payment_plan`): ``monthly`` (the month's
+    fee by bank transfer within a few days of it being charged), ``upfront`` (100.00 on the
+    1st), ``invoice`` (a postpaid business paying last month's invoice), ``topup`` (10.00 on
+    the 1st, which lasts ten days of a daily tariff, then 20.00 on the 23rd), ``never``.
+    ``joins`` is the day of the month the line is connected (its ``activated_on``); 0 means the
+    1st of the month before, so a postpaid tariff's first fee (in arrears) is due on the 1st.
+    """
 
     kind: str
     name: str
@@ -80,61 +119,57 @@ class Person:
     password: str = ""
     method: str = "pap"  # how the simulated BRAS proves the password: pap or chap
     mac: str = ""  # IPoE: the CPE MAC that identifies the service
-    payer: str = "random"  # "random": a bank transfer now and then; "upfront": 100.00 on the 1st; "never"
+    tariff: str = "HOME-100"
+    payer: str = "monthly"
+    joins: int = 1
+    promotion: str | None = None
     credit_limit: str | None = None  # None: the category's default
 
 
+# fmt: off
 PEOPLE = [
     Person("person", "Anna Schmidt", "residential", "north", "anna", "anna-pw", "chap"),
     Person("person", "Jonas Weber", "residential", "centre", "jonas", "jonas-pw"),
-    Person("person", "Lea Fischer", "residential", "south", "lea", "lea-pw", "chap"),
-    Person("person", "Paul Wagner", "vip", "centre", "paul", "paul-pw"),
-    Person("company", "Bäckerei Becker GmbH", "business", "north", "becker", "becker-pw", "chap"),
+    # runs out of money on the daily tariff: suspended for debt mid-month, back after paying
+    Person("person", "Lea Fischer", "residential", "south", "lea", "lea-pw", "chap",
+           tariff="DAY-100", payer="topup"),
+    Person("person", "Paul Wagner", "vip", "centre", "paul", "paul-pw", tariff="HOME-1000"),
+    Person("company", "Bäckerei Becker GmbH", "business", "north", "becker", "becker-pw", "chap",
+           tariff="BIZ-200", payer="invoice", joins=0),
     Person("person", "Mia Hoffmann", "residential", "north", "mia", "mia-pw"),
     Person("person", "Noah Schulz", "residential", "south", "noah", "noah-pw", "chap"),
-    Person("company", "Kanzlei Koch & Partner", "business", "centre", "koch", "koch-pw"),
+    Person("company", "Kanzlei Koch & Partner", "business", "centre", "koch", "koch-pw",
+           tariff="BIZ-200", payer="invoice", joins=0),
     Person("person", "Emma Richter", "residential", "centre", "emma", "emma-pw"),
     Person("person", "Ben Klein", "residential", "north", "ben", "ben-pw", "chap"),
-    Person("person", "Sophie Wolf", "residential", "south", "sophie", "sophie-pw"),
-    Person("company", "Autohaus Neumann KG", "business", "south", mac="02:de:00:00:00:0c"),
+    # a new customer: connected on the 9th with the welcome promotion, pays the installation
+    Person("person", "Sophie Wolf", "residential", "south", "sophie", "sophie-pw", joins=9,
+           promotion="WELCOME"),
+    Person("company", "Autohaus Neumann KG", "business", "south", mac="02:de:00:00:00:0c",
+           tariff="BIZ-200", payer="invoice", joins=0),
     # for radtest: funded, so Access-Accept with the Home 100 speed
     Person("person", "Demo Subscriber", "residential", "centre", "demo", "demo", payer="upfront"),
-    # for radtest: a business on daily fees that never pays and has no credit: out of funds, and
-    # the business policy in conf/demo.toml rejects (residential ones get the walled garden)
-    Person(
-        "company", "Pleite & Co. KG", "business", "south", "broke", "broke", payer="never", credit_limit="0"
-    ),
+    # for radtest: a business connected on the 20th on daily fees that never pays and has no
+    # credit: out of funds, still within the 15 days' business grace (so not suspended), and the
+    # business policy in conf/demo.toml rejects (residential ones get the walled garden)
+    Person("company", "Pleite & Co. KG", "business", "south", "broke", "broke",
+           tariff="BIZ-200-DAY", payer="never", joins=20, credit_limit="0"),
 ]
+# fmt: on
 
 UPFRONT_PAYMENT = Decimal("100.00")
+TOPUPS = {1: Decimal("10.00"), 23: Decimal("20.00")}  # day of the month: amount, for payer "topup"
+RECALLED = (20, Decimal("50.00"))  # the VIP's extra transfer on the 20th, recalled that evening
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What a demo subscriber buys: a monthly fee charged on the 1st, or a daily fee; and a speed."""
-
-    name: str
-    fee: Decimal
-    daily: bool
-    profile: str
-    down_kbps: int
-    up_kbps: int
-
-
-PLANS = {
-    "residential": Plan("Home 100", Decimal("24.90"), False, "home-100", 100_000, 20_000),
-    "vip": Plan("Home 1000", Decimal("49.90"), False, "home-1000", 1_000_000, 200_000),
-    "business": Plan("Business daily", Decimal("2.30"), True, "business-200", 200_000, 200_000),
-}
-
-
-@dataclass(frozen=True)
+@dataclass
 class Subscriber:
-    """A seeded demo subscriber: the account and the ledger account its money moves on."""
+    """A seeded demo subscriber: the account, its ledger account, and its Internet service once connected."""
 
     number: str
     person: Person
     ledger_account_id: int
+    service_id: int | None = None
 
     @property
     def name(self) -> str:
@@ -143,6 +178,16 @@ class Subscriber:
     @property
     def category(self) -> str:
         return self.person.category
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A bank transfer the demo posts on a day of the month (``recalled``: reversed that evening)."""
+
+    subscriber: Subscriber
+    amount: Decimal
+    hour: int
+    recalled: bool = False
 
 
 class AlreadySeeded(Exception):
@@ -154,15 +199,25 @@ class Stop(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the demo; the exit code (0 ok, 1 the ledger check failed or billingd did not start)."""
+    """Run the demo; the exit code (0 ok, 1 the import or ledger check failed, or billingd did not start)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", default="conf/demo.toml", help="config file (default: conf/demo.toml)")
     parser.add_argument(
+        "--tariffs",
+        default="conf/tariffs/demo.toml",
+        help="tariff catalog to import (default: conf/tariffs/demo.toml)",
+    )
+    parser.add_argument(
         "--duration", type=float, default=50.0, help="stop after this many seconds (default 50)"
     )
-    parser.add_argument("--pace", type=float, default=0.05, help="seconds per simulated day, to watch it run")
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.05,
+        help="at least this many seconds per simulated day, to watch it run",
+    )
     parser.add_argument("--month", default="2026-11", help="the billing month to simulate, YYYY-MM")
     parser.add_argument(
         "--ports",
@@ -183,17 +238,22 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         year, month = (int(part) for part in args.month.split("-"))
+        first = date(year, month, 1)
         console.rule(f"[bold]{config.isp.name}[/]: billing demo, {args.month}, {config.isp.currency}")
         actor = _operator(sessions)
         try:
-            people = _seed(sessions, actor, config)
+            people = _seed(sessions, actor, config, Path(args.tariffs), first)
         except AlreadySeeded as exc:
             console.print(f"[red]{exc}[/]")
             return 1
-        _simulate_month(console, sessions, actor, config, people, date(year, month, 1), deadline, args.pace)
-        _report(console, sessions, config, people, date(year, month, 1))
+        except CatalogError as exc:
+            console.print(f"{args.tariffs} was refused:\n{exc}", style="red", markup=False)
+            return 1
+        _simulate_month(console, sessions, actor, config, people, first, deadline, args.pace)
+        _report(console, sessions, config, people, first)
         if _check(console, sessions):
             return 1
+        _where_to_look(console, sessions, args.config, people, first)
         return AaaDemo(console, config, Path(args.config), engine, args, deadline).run()
     except (KeyboardInterrupt, Stop):
         console.print("[yellow]interrupted[/]")
@@ -216,8 +276,15 @@ def _operator(sessions: sessionmaker[Session]) -> Actor:
         return resolve_actor(s, login, source="demo")
 
 
-def _seed(sessions: sessionmaker[Session], actor: Actor, config: Config) -> list[Subscriber]:
-    """Dictionaries, speed profiles, and the subscribers with their accounts and Internet services."""
+def _seed(
+    sessions: sessionmaker[Session], actor: Actor, config: Config, tariffs: Path, first: date
+) -> list[Subscriber]:
+    """Dictionaries, speed profiles, the tariff catalog, the subscribers and their services.
+
+    The catalog is imported after the dictionaries and speed profiles it names, so the import
+    checks them as an operator's would. Lines connected on the 1st (or before) get their service
+    now; the others on their day (:func:`_connect`, from the month's loop).
+    """
     with sessions.begin() as s:
         if s.scalar(select(Service.id).where(Service.login == "demo")) is not None:
             raise AlreadySeeded(
@@ -229,12 +296,12 @@ def _seed(sessions: sessionmaker[Session], actor: Actor, config: Config) -> list
             for order, (code, name) in enumerate(values):
                 if code not in present:
                     dictionaries.add(s, actor, kind, code, name, sort_order=order)
-        profiles = {}
-        for plan in PLANS.values():
-            profile = SpeedProfile(name=plan.profile, down_kbps=plan.down_kbps, up_kbps=plan.up_kbps)
-            s.add(profile)
-            profiles[plan.profile] = profile
+        for name, (down, up) in SPEED_PROFILES.items():
+            s.add(SpeedProfile(name=name, down_kbps=down, up_kbps=up))
         s.flush()
+        today = datetime.now(config.isp.tzinfo).date()
+        import_catalog(s, tariffs.read_text(encoding="utf-8"), str(tariffs), actor, today=today)
+        catalog = load_stored_catalog(s)
         people = []
         for person in PEOPLE:
             slug = person.name.split()[0].lower()
@@ -252,21 +319,78 @@ def _seed(sessions: sessionmaker[Session], actor: Actor, config: Config) -> list
                 billing_mode="postpaid" if business and person.credit_limit is None else "prepaid",
             )
             account = accounts.find(s, info.accounts[0].number)
-            service = Service(
-                account_id=account.id,
-                kind="internet",
-                status="active",
-                speed_profile_id=profiles[PLANS[person.category].profile].id,
-                login=person.login or None,
-                password=person.password or None,
-                framed_pool="main",
-            )
-            s.add(service)
-            s.flush()
-            if person.mac:
-                s.add(ServiceMac(mac=person.mac, service_id=service.id))
-            people.append(Subscriber(account.number, person, account.ledger_account_id))
+            subscriber = Subscriber(account.number, person, account.ledger_account_id)
+            if person.joins <= 1:
+                _connect(s, actor, catalog, subscriber, _activation_day(person, first))
+            people.append(subscriber)
     return people
+
+
+def _activation_day(person: Person, first: date) -> date:
+    """The day ``person``'s line starts to be billed (``Person.joins``; 0: the month before's 1st)."""
+    if person.joins >= 1:
+        return first.replace(day=person.joins)
+    return (first - timedelta(days=1)).replace(day=1)
+
+
+def _connect(s: Session, actor: Actor, catalog: Catalog, subscriber: Subscriber, day: date) -> None:
+    """Give ``subscriber`` its Internet service, active from ``day`` on its tariff and speed.
+
+    The speed profile is the one the tariff version names, so what AAA sends is what is billed.
+    A line connected mid-month also gets a one-time service on the installation tariff, whose
+    fee the charge run posts on ``day``.
+    """
+    person = subscriber.person
+    profile_name = catalog.tariff(person.tariff).version_at(day).speed_profile
+    profile = s.scalar(select(SpeedProfile.id).where(SpeedProfile.name == profile_name))
+    service = Service(
+        account_id=accounts.find(s, subscriber.number).id,
+        kind="internet",
+        status="active",
+        speed_profile_id=profile,
+        login=person.login or None,
+        password=person.password or None,
+        framed_pool="main",
+    )
+    s.add(service)
+    s.flush()
+    if person.mac:
+        s.add(ServiceMac(mac=person.mac, service_id=service.id))
+    assign_tariff(s, actor, service.id, person.tariff, day, promotion_code=person.promotion)
+    subscriber.service_id = service.id
+    if person.joins > 1:
+        setup = Service(account_id=service.account_id, kind="one_time", status="active")
+        s.add(setup)
+        s.flush()
+        assign_tariff(s, actor, setup.id, SETUP_TARIFF, day)
+
+
+def _payment_plan(
+    people: list[Subscriber], first: date, catalog: Catalog, rng: random.Random
+) -> dict[int, list[Payment]]:
+    """Which bank transfers arrive on which day of the month (see :class:`Person`'s ``payer``)."""
+    plan: dict[int, list[Payment]] = defaultdict(list)
+    for sub in people:
+        person = sub.person
+        price = resolve_tariff_price(catalog.tariff(person.tariff), first, person.category, person.region)
+        fee = price.recurring.amount if price.recurring is not None else Decimal(0)
+        if person.payer == "monthly":
+            amount = fee * rng.choice([1, 1, 2])
+            if person.joins > 1:  # and the installation
+                setup = catalog.tariff(SETUP_TARIFF)
+                fees = resolve_tariff_price(setup, first, person.category, person.region).one_time_fees
+                amount += sum((f.amount for f in fees), Decimal(0))
+            plan[max(person.joins, 1) + rng.randint(0, 3)].append(Payment(sub, amount, rng.randint(8, 18)))
+        elif person.payer == "upfront":
+            plan[1].append(Payment(sub, UPFRONT_PAYMENT, 7))
+        elif person.payer == "invoice":
+            plan[rng.randint(3, 12)].append(Payment(sub, fee, rng.randint(9, 16)))
+        elif person.payer == "topup":
+            for day, amount in TOPUPS.items():
+                plan[day].append(Payment(sub, amount, rng.randint(8, 20)))
+        if person.category == "vip":
+            plan[RECALLED[0]].append(Payment(sub, RECALLED[1], 11, recalled=True))
+    return plan
 
 
 def _simulate_month(
@@ -279,116 +403,217 @@ def _simulate_month(
     deadline: float,
     pace: float,
 ) -> None:
-    rng = random.Random(2026)
+    """Walk the month day by day: connections, the charge run (and lifecycle), then the day's money."""
     currency = config.isp.currency
     zone = config.isp.tzinfo
+    with sessions() as s:
+        catalog = load_stored_catalog(s)
+    plan = _payment_plan(people, first, catalog, random.Random(2026))
+    by_service = {p.service_id: p for p in people if p.service_id is not None}
+    last_change = 0
+    console.print(
+        f"Each day: one charge run at {RUN_AT:%H:%M} (charges due that day, then the lifecycle "
+        "evaluation), then the day's payments.",
+        highlight=False,
+    )
+    console.print(
+        f"{'day':<10}  {'run':>3}  {'charged':>7}  {'lines':>5}  {'charges':>10}  "
+        f"{'payments':>8}  {'paid':>9}  events",
+        style="bold",
+        highlight=False,
+    )
     day = first
     while day.month == first.month:
         if time.monotonic() > deadline:
             console.print(f"[yellow]--duration reached: stopping the month at {day.isoformat()}[/]")
             return
-        at = datetime(day.year, day.month, day.day, 6, 0, tzinfo=zone)
-        charges, payments = [], []
-        with sessions.begin() as s:
-            revenue = book_account(s, "revenue", currency, "internet")
-            bank = book_account(s, "clearing", currency, "demo-bank")
-            for person in people:
-                plan = PLANS[person.category]
-                if plan.daily or day == first:
-                    charges.append(_charge(person, plan, revenue, at, day))
-                if person.person.payer == "upfront" and day == first:
-                    payments.append(_payment(person, bank, UPFRONT_PAYMENT, at + timedelta(hours=1), day))
-                elif person.person.payer == "random" and rng.random() < 0.08:
-                    amount = round_to_minor(
-                        plan.fee * (30 if plan.daily else 1) * Decimal(rng.choice([1, 1, 2])), 2
-                    )
-                    payments.append(
-                        _payment(person, bank, amount, at + timedelta(hours=rng.randint(2, 14)), day)
-                    )
-            posted = ledger.post_batch(s, charges + payments)
-            if day.day == 10:
-                accounts.adjust(
-                    s, actor, people[1].number, "5.00", "outage", key=f"demo:{day}:outage", effective_at=at
-                )
-            if day.day == 20 and payments:
-                ledger.reverse(
-                    s,
-                    posted[-1].id,
-                    idempotency_key=f"demo:{day}:recall",
-                    effective_at=at + timedelta(hours=16),
-                    description="payment recalled by the bank",
-                    operator_id=actor.operator_id,
-                )
-        charged = sum((leg.amount for r in charges for leg in r.legs if leg.amount > 0), Decimal(0))
-        paid = sum((leg.amount for r in payments for leg in r.legs if leg.amount > 0), Decimal(0))
-        notes = {10: "  + outage credit", 20: "  + a payment recalled" if payments else ""}.get(day.day, "")
-        console.print(
-            f"{day.isoformat()}  charges {len(charges):>2} = {format_amount(charged):>8} {currency}   "
-            f"payments {len(payments):>2} = {format_amount(paid):>8} {currency}{notes}"
+        began = time.monotonic()
+        notes = []
+        joining = [p for p in people if p.person.joins == day.day and p.service_id is None]
+        if joining:
+            with sessions.begin() as s:
+                for sub in joining:
+                    _connect(s, actor, catalog, sub, day)
+                    by_service[sub.service_id] = sub
+                    promo = f" + {sub.person.promotion}" if sub.person.promotion else ""
+                    notes.append(f"{sub.person.login} connected ({sub.person.tariff}{promo}, installation)")
+        result = run_charges(
+            sessions, day, actor, time_zone=zone, evaluate_at=datetime.combine(day, RUN_AT, tzinfo=zone)
         )
-        time.sleep(pace)
+        with sessions() as s:
+            for change_id, service_id, before, after, reason in _status_changes(s, last_change):
+                last_change = change_id
+                who = by_service.get(service_id)
+                name = who.person.login if who is not None else f"service {service_id}"
+                notes.append(f"{name}: {before} -> {after} ({reason})")
+        paid = _post_money(sessions, actor, config, people, plan.get(day.day, []), day, notes)
+        console.print(
+            _day_line(day, result, currency, plan.get(day.day, []), paid, notes),
+            highlight=False,
+            soft_wrap=True,
+        )
+        time.sleep(max(0.0, pace - (time.monotonic() - began)))
         day += timedelta(days=1)
 
 
-def _charge(person: Subscriber, plan: Plan, revenue: int, at: datetime, day: date) -> TransactionRequest:
-    period = day.isoformat() if plan.daily else day.strftime("%Y-%m")
-    return TransactionRequest(
-        idempotency_key=f"charge:{person.number}:{period}",
-        kind="charge",
-        legs=(Leg(person.ledger_account_id, plan.fee), Leg(revenue, -plan.fee)),
-        effective_at=at,
-        description=f"{plan.name}, {period}",
+def _status_changes(s: Session, after_id: int) -> list[tuple[int, int, str, str, str]]:
+    """Status changes recorded since the change ``after_id``: (id, service, from, to, reason code)."""
+    rows = s.execute(
+        select(
+            ServiceStatusChange.id,
+            ServiceStatusChange.service_id,
+            ServiceStatusChange.from_status,
+            ServiceStatusChange.to_status,
+            DictionaryEntry.code,
+        )
+        .join(DictionaryEntry, DictionaryEntry.id == ServiceStatusChange.reason_id)
+        .where(ServiceStatusChange.id > after_id)
+        .order_by(ServiceStatusChange.id)
     )
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
 
-def _payment(person: Subscriber, bank: int, amount: Decimal, at: datetime, day: date) -> TransactionRequest:
-    reference = f"{day:%Y%m%d}-{person.number}"
+def _post_money(
+    sessions: sessionmaker[Session],
+    actor: Actor,
+    config: Config,
+    people: list[Subscriber],
+    payments: list[Payment],
+    day: date,
+    notes: list[str],
+) -> Decimal:
+    """The day's bank transfers, the outage credit on the 10th, a recalled payment; the sum paid.
+
+    These are posted straight to the ledger: a payments engine comes later.
+    """
+    morning = datetime.combine(day, clock(6), tzinfo=config.isp.tzinfo)
+    with sessions.begin() as s:
+        bank = book_account(s, "clearing", config.isp.currency, "demo-bank")
+        requests = [_payment(p, bank, morning.replace(hour=p.hour), day, n) for n, p in enumerate(payments)]
+        posted = ledger.post_batch(s, requests) if requests else []
+        for payment, transaction in zip(payments, posted, strict=True):
+            if payment.recalled:
+                ledger.reverse(
+                    s,
+                    transaction.id,
+                    idempotency_key=f"demo:{day}:recall:{payment.subscriber.number}",
+                    effective_at=morning.replace(hour=22),
+                    description="payment recalled by the bank",
+                    operator_id=actor.operator_id,
+                )
+                notes.append(f"{payment.subscriber.person.login}'s {format_amount(payment.amount)} recalled")
+        if day.day == 10:
+            accounts.adjust(
+                s, actor, people[1].number, "5.00", "outage", key=f"demo:{day}:outage", effective_at=morning
+            )
+            notes.append(f"{people[1].person.login}: outage credit 5.00")
+    return sum((p.amount for p in payments), Decimal(0))
+
+
+def _payment(payment: Payment, bank: int, at: datetime, day: date, n: int) -> TransactionRequest:
+    """A bank transfer as a ledger transaction: the bank's clearing account to the subscriber."""
+    reference = f"{day:%Y%m%d}-{payment.subscriber.number}-{n}"
+    amount, account = payment.amount, payment.subscriber.ledger_account_id
     return TransactionRequest(
         idempotency_key=f"payment:demo-bank:{reference}",
         kind="payment",
-        legs=(Leg(bank, amount), Leg(person.ledger_account_id, -amount)),
+        legs=(Leg(bank, amount), Leg(account, -amount)),
         effective_at=at,
         description=f"bank transfer {reference}",
+    )
+
+
+def _day_line(
+    day: date,
+    result: ChargeRunResult,
+    currency: str,
+    payments: list[Payment],
+    paid: Decimal,
+    notes: list[str],
+) -> str:
+    """One row of the month's table: the day's charge run, its payments, and what happened."""
+    charged = f"{result.services_charged}/{result.services_seen}"
+    total = f"{format_amount(result.totals.get(currency, Decimal(0)))} {currency}"
+    return (
+        f"{day.isoformat():<10}  {result.run_id or '-':>3}  {charged:>7}  {result.charges_posted:>5}  "
+        f"{total:>10}  {len(payments):>8}  {format_amount(paid):>9}  {'; '.join(notes)}"
     )
 
 
 def _report(
     console: Console, sessions: sessionmaker[Session], config: Config, people: list[Subscriber], first: date
 ) -> None:
-    table = Table(title="Balances at the end of the month (positive: the customer's funds)")
-    for column in ("account", "subscriber", "category", "internet", "mode", "balance", "limit", "available"):
+    """The month's charge runs and status changes, balances and statuses, and one statement."""
+    zone = config.isp.tzinfo
+    by_service = {p.service_id: p for p in people if p.service_id is not None}
+    with sessions() as s:
+        runs = s.scalar(select(func.count(ChargeRun.id))) or 0
+        amounts = list(s.scalars(select(Charge.amount)))
+        changes = s.execute(
+            select(
+                ServiceStatusChange.service_id,
+                ServiceStatusChange.at,
+                ServiceStatusChange.from_status,
+                ServiceStatusChange.to_status,
+                DictionaryEntry.code,
+            )
+            .join(DictionaryEntry, DictionaryEntry.id == ServiceStatusChange.reason_id)
+            .order_by(ServiceStatusChange.id)
+        ).all()
+        statuses: dict[int, str] = {
+            row.id: row.status for row in s.execute(select(Service.id, Service.status))
+        }
+    console.print(
+        f"{runs} charge runs (table charge_runs) posted {len(amounts)} charges (table charges), "
+        f"{format_amount(sum(amounts, Decimal(0)))} {config.isp.currency}; none was posted by hand.",
+        highlight=False,
+    )
+    if changes:
+        table = Table(title="Status changes made by the charge runs' lifecycle evaluation")
+        for column in ("service", "subscriber", "at (local)", "from", "to", "reason"):
+            table.add_column(column, no_wrap=True)
+        for service_id, at, before, after, reason in changes:
+            who = by_service.get(service_id)
+            local = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(zone)
+            name = who.name if who else ""
+            table.add_row(str(service_id), name, f"{local:%Y-%m-%d %H:%M}", before, after, reason)
+        console.print(table)
+
+    table = Table(
+        title="Balances and Internet services at the end of the month (balance > 0: the customer's funds)"
+    )
+    for column in ("account", "subscriber", "internet", "tariff", "service", "balance", "limit", "available"):
         table.add_column(column, justify="right" if column in ("balance", "limit", "available") else "left")
     with sessions() as s:
         for person in people:
             info = accounts.balance(s, person.number)
-            account = subscribers.show(s, person.number).accounts[0]
             style = "red" if info.available < 0 else ""
             line = person.person
+            status = statuses.get(person.service_id, "") if person.service_id else "not connected"
             table.add_row(
                 person.number,
                 person.name,
-                person.category,
                 f"{line.login}/{line.password}" if line.login else f"IPoE {line.mac}",
-                account.billing_mode,
+                line.tariff + (f" + {line.promotion}" if line.promotion else ""),
+                f"{person.service_id} {status}" if person.service_id else status,
                 f"[{style}]{format_amount(info.balance)}[/]" if style else format_amount(info.balance),
                 format_amount(info.credit_limit),
                 format_amount(info.available),
             )
         console.print(table)
-        zone = config.isp.tzinfo
         start = datetime(first.year, first.month, 1, tzinfo=zone)
         end = datetime(first.year + first.month // 12, first.month % 12 + 1, 1, tzinfo=zone)
         shown = people[1]
         st = accounts.statement(s, shown.number, start, end)
-    lines = Table(title=f"Statement of account {shown.number} ({shown.name}), {first:%Y-%m}")
+    lines_table = Table(title=f"Statement of account {shown.number} ({shown.name}), {first:%Y-%m}")
     for column in ("date", "transaction", "kind", "description", "amount", "balance"):
-        lines.add_column(
+        lines_table.add_column(
             column, justify="right" if column in ("amount", "balance", "transaction") else "left"
         )
-    lines.add_row("", "", "", "opening balance", "", format_amount(st.opening))
+    lines_table.add_row("", "", "", "opening balance", "", format_amount(st.opening))
     for line in st.lines:
-        local = line.effective_at.astimezone(config.isp.tzinfo)
-        lines.add_row(
+        local = line.effective_at.astimezone(zone)
+        lines_table.add_row(
             local.strftime("%Y-%m-%d %H:%M"),
             str(line.transaction_id),
             line.kind,
@@ -396,11 +621,12 @@ def _report(
             format_amount(line.amount),
             format_amount(line.balance_after),
         )
-    lines.add_row("", "", "", "closing balance", "", format_amount(st.closing))
-    console.print(lines)
+    lines_table.add_row("", "", "", "closing balance", "", format_amount(st.closing))
+    console.print(lines_table)
 
 
 def _check(console: Console, sessions: sessionmaker[Session]) -> int:
+    """The ledger's invariant check, as ``billing-admin check`` runs it; 1 when it fails."""
     with sessions() as s:
         violations = check_ledger(s)
     if violations:
@@ -411,6 +637,31 @@ def _check(console: Console, sessions: sessionmaker[Session]) -> int:
         "[green]Ledger invariants hold[/]: every transaction balances, cached balances match postings."
     )
     return 0
+
+
+def _where_to_look(
+    console: Console, sessions: sessionmaker[Session], config_path: str, people: list[Subscriber], first: date
+) -> None:
+    """The billing-admin commands that show what the month left behind (it stays in the database)."""
+    with sessions() as s:
+        first_run = s.scalar(select(func.min(ChargeRun.id))) or 1
+        changed = s.scalar(select(ServiceStatusChange.service_id).order_by(ServiceStatusChange.id).limit(1))
+    service = changed or next(p.service_id for p in people if p.service_id is not None)
+    after = (first + timedelta(days=31)).replace(day=1)
+    admin = f".venv/bin/billing-admin --config {config_path}"
+    commands = [
+        ("charge runs", "one run per day: services seen and charged, lines, totals"),
+        (f"charge show {first_run}", "the 1st: the monthly advances, last month's postpaid fees"),
+        (f"service history {service}", "the suspension for debt and the resume, with their reasons"),
+        ("tariff list", "the catalog the demo imported (conf/tariffs/demo.toml)"),
+        (f"charge run --date {after} --dry-run", "what next month's first run would post"),
+    ]
+    width = max(len(command) for command, _ in commands)
+    console.print("Where to look (the month's data stays in the database):", highlight=False)
+    for command, what in commands:
+        console.print(
+            f"  {admin} {command:<{width}}  # {what}", highlight=False, markup=False, soft_wrap=True
+        )
 
 
 # --------------------------------------------------------------------------- the AAA part, live

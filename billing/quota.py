@@ -26,11 +26,19 @@ after one indexed query per group. Flat-rate prepaid (a daily fee) has no reserv
 charge run and the lifecycle rules handle it.
 
 Allowance per billing period: a tariff's included volume is shared by the sessions of a service
-that began in the same billing period (the tariff's recurring period with the service's anchors,
-in the operator's zone); see :func:`allowance_used_before`. Late usage (counters that grow after
-the reservation closed) is charged once from free funds: see :func:`commit_usage`. Holds of
-sessions closed without a Stop are freed after each reaper pass
-(:func:`release_holds_of_closed_sessions`, the daemon's ``after_reap`` hook).
+in each billing period (the tariff's recurring period with the service's anchors, in the
+operator's zone), and usage counts in the period in which it was used: an interim's delta
+belongs to the period containing its recorded time, the rule the charge run applies to postpaid
+usage. A session that runs past a period's end starts on the new period's allowance; its usage
+is rated per period, and what it counted in each is kept (``quota_period_use``); see
+:func:`allowance_used_before`.
+
+Quota unit: how much usage one reservation pays for is the tariff version's (``quota`` in the
+catalog), :data:`rating.quota.DEFAULT_QUOTA_UNIT` if it sets none (:class:`CatalogPlans`).
+
+Late usage (counters that grow after the reservation closed) is charged once from free funds:
+see :func:`commit_usage`. Holds of sessions closed without a Stop are freed after each reaper
+pass (:func:`release_holds_of_closed_sessions`, the daemon's ``after_reap`` hook).
 
 Lock order: the store has locked the group's sessions (by ``acct_unique_id``); the gate then
 locks the group's subscriber ledger accounts by id, and the ledger post locks the revenue book
@@ -43,7 +51,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -58,13 +66,15 @@ from billing.books import book_account
 from billing.db.customers import Account
 from billing.db.ledger import LedgerAccount
 from billing.db.lifecycle import ProvisioningTask
-from billing.db.quota import QuotaReservation
+from billing.db.quota import QuotaPeriodUse, QuotaReservation
 from billing.db.services import Service
 from billing.db.sessions import RadiusSession, SessionUsage
 from billing.ledger import Leg, TransactionRequest
+from rating.allowance import Throttle
 from rating.catalog import Catalog
-from rating.periods import BillingMode, Period, local_date, local_day_bounds, period_containing
+from rating.periods import BillingMode, Period, local_date, period_containing
 from rating.quota import (
+    DEFAULT_QUOTA_UNIT,
     Disconnect,
     ExhaustedAction,
     MeteredPlan,
@@ -77,7 +87,7 @@ from rating.quota import (
     unit_price,
 )
 from rating.tariff import VersionNotFound
-from rating.usage import INTERNET, MB, ClassOctets, Throttle, UsageDelta
+from rating.traffic import INTERNET, ClassOctets, UsageDelta
 
 __all__ = [
     "DEFAULT_QUOTA_UNIT",
@@ -103,10 +113,6 @@ _log = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
-
-DEFAULT_QUOTA_UNIT = QuotaUnit(octets=100 * MB, seconds=600)
-"""What one grant pays for until tariffs carry their own unit: 100 MB (in the dearer direction)
-plus 10 minutes of session time, each counted only if the tariff prices it."""
 
 PlanLookup = Callable[[Session, str | None, datetime], MeteredPlan | None]
 """``(session, tariff_code, as_of) -> MeteredPlan | None``: the metered prepaid plan of a
@@ -152,12 +158,12 @@ class AllowancePeriod:
     anchor_day: int = 1
     anchor_month: int = 1
 
-    def start_of(self, at: datetime, tz: ZoneInfo) -> datetime:
-        """The UTC instant the period containing ``at``'s local date (in ``tz``) begins."""
+    def first_day(self, at: datetime, tz: ZoneInfo) -> date:
+        """The first local day of the period containing ``at``'s local date (in ``tz``)."""
         period = period_containing(
             self.kind, local_date(at, tz), anchor_day=self.anchor_day, anchor_month=self.anchor_month
         )
-        return local_day_bounds(period.start, tz)[0]
+        return period.start
 
 
 @dataclass
@@ -303,8 +309,10 @@ def commit_usage(
     ``:stop`` when closing (a Stop may carry the last interim's counters).
 
     Allowance: with ``allowance_period`` (the gate always gives it), the tariff's allowance is
-    per billing period of the service, not per session: see :func:`allowance_used_before`.
-    Without it (direct callers), each session starts with the whole allowance.
+    per billing period of the service, not per session, and each delta counts in the period
+    containing its end (the interim's recorded time): see :func:`_rate` and
+    :func:`allowance_used_before`. Without it (direct callers), each session starts with the
+    whole allowance.
 
     Late usage: a record with higher counters for a session whose reservation is closed already
     (a late or reordered interim after the Stop, or the session was reaped or closed by
@@ -325,10 +333,9 @@ def commit_usage(
     allowance_out = False
     if moved or closing:
         if moved:
-            used_before = allowance_used_before(session, row, plan, allowance_period)
-            rating = session_cost(deltas, plan, allowance_used_before=used_before)
-            cost, allowance_out = rating.total, rating.overage_action is not None
-            allowance_used = rating.allowance_used_after - used_before
+            rated = _rate(session, row, deltas, plan, allowance_period)
+            cost, allowance_out, allowance_used = rated.cost, rated.allowance_out, rated.allowance_used
+            _keep_period_use(session, row, rated.by_period)
         else:
             cost, allowance_used = row.committed + row.unbilled, row.allowance_used
         result: Settlement = settle(
@@ -385,19 +392,86 @@ def commit_usage(
     return _outcome(row, charge, task_id)
 
 
-def allowance_used_before(
-    session: Session, row: QuotaReservation, plan: MeteredPlan, period: AllowancePeriod | None
-) -> int:
-    """The allowance volume the service used in this session's billing period before this session.
+@dataclass(frozen=True, slots=True)
+class _Rated:
+    """A session's usage rated: its cost and the volume it counted against the allowance.
 
-    The tariff's allowance (``included_bytes``) is per billing period of the service. The period
-    is the one containing the local date (in ``plan.tz``, the operator's zone) of the
-    reservation's ``opened_at`` (see :class:`AllowancePeriod`); a session counts wholly in the
-    period it began in, even if it runs past the period's end. What is summed is
-    ``allowance_used`` (the counted volume each reservation stored at its last commit) of the
-    service's reservations opened in that period *before* this one (by ``opened_at``, then id),
-    whatever their state: one range scan of ``ix_quota_reservations_service_opened``, and no
-    query at all for a tariff without an allowance.
+    ``allowance_used`` is the total, ``by_period`` the same by first day of billing period (empty
+    when the allowance is not counted per period); ``allowance_out``: the allowance ran out in
+    the latest period the session used.
+    """
+
+    cost: Decimal
+    allowance_out: bool
+    allowance_used: int
+    by_period: dict[date, int]
+
+
+def _rate(
+    session: Session,
+    row: QuotaReservation,
+    deltas: Sequence[UsageDelta],
+    plan: MeteredPlan,
+    period: AllowancePeriod | None,
+) -> _Rated:
+    """Rate all of the session's usage; with an allowance per billing period, period by period.
+
+    Without an allowance (or without ``period``: direct callers) the session is rated whole, so
+    increments round once per line for the whole session. With one, each delta belongs to the
+    period containing its end, the time its interim was recorded (as the charge run assigns
+    postpaid usage), and each period's deltas are rated with what the service had used of that
+    period's allowance before this session: a session crossing a period's end starts on the
+    new period's allowance. A period's deltas only grow, and so does what earlier sessions used
+    of it, so each period's part of the cost, and the session's cost, never goes down.
+    """
+    if period is None or plan.usage.allowance is None:
+        rating = session_cost(deltas, plan)
+        return _Rated(rating.total, rating.overage_action is not None, rating.allowance_used_after, {})
+    groups: dict[date, list[UsageDelta]] = {}
+    for delta in deltas:
+        groups.setdefault(period.first_day(delta.end, plan.tz), []).append(delta)
+    cost, allowance_out, by_period = _ZERO, False, {}
+    for first_day in sorted(groups):
+        used_before = allowance_used_before(session, row, first_day)
+        rating = session_cost(groups[first_day], plan, allowance_used_before=used_before)
+        cost += rating.total
+        allowance_out = rating.overage_action is not None  # the latest period's says what to do now
+        by_period[first_day] = rating.allowance_used_after - used_before
+    return _Rated(cost, allowance_out, sum(by_period.values()), by_period)
+
+
+def _keep_period_use(session: Session, row: QuotaReservation, by_period: dict[date, int]) -> None:
+    """Store what the session counted in each billing period (``quota_period_use``), in place."""
+    if not by_period:
+        return
+    kept = {
+        use.period_start: use
+        for use in session.scalars(select(QuotaPeriodUse).where(QuotaPeriodUse.reservation_id == row.id))
+    }
+    for first_day, used in by_period.items():
+        use = kept.get(first_day)
+        if use is not None:
+            use.allowance_used = used
+        elif used:
+            session.add(
+                QuotaPeriodUse(
+                    reservation_id=row.id,
+                    period_start=first_day,
+                    service_id=row.service_id,
+                    allowance_used=used,
+                )
+            )
+
+
+def allowance_used_before(session: Session, row: QuotaReservation, first_day: date) -> int:
+    """The allowance volume the service used in the billing period from ``first_day`` before this session.
+
+    The tariff's allowance (``included_bytes``) is per billing period of the service, and usage
+    counts in the period it was recorded in (:func:`_rate`), whenever its session began. What
+    is summed is the volume each of the service's sessions counted in that period
+    (``quota_period_use``, stored at each commit), for the sessions that began *before* this
+    one (by ``opened_at``, then id), whatever their state: one range of
+    ``ix_quota_period_use_service_period``. Not called for a tariff without an allowance.
 
     Why only earlier sessions: the allowance is consumed in the order sessions began. Counting
     the overlapping later sessions as well would charge the shared volume as overage twice
@@ -405,16 +479,16 @@ def allowance_used_before(
     figure only grows while it runs (earlier sessions only add usage), so its cumulative cost
     never goes down; the error it allows in an overlap is in the customer's favour: an earlier
     session that keeps running after a later one has settled does not make the later one dearer.
+    A session that began in an earlier period and runs into this one is earlier than every
+    session that began in this one, so it takes the new allowance first.
     """
-    if period is None or plan.usage.allowance is None:
-        return 0
-    since = period.start_of(row.opened_at, plan.tz)
-    q = QuotaReservation
+    u, q = QuotaPeriodUse, QuotaReservation
     earlier = or_(q.opened_at < row.opened_at, and_(q.opened_at == row.opened_at, q.id < row.id))
     used = session.scalar(
-        select(func.coalesce(func.sum(q.allowance_used), 0)).where(
-            q.service_id == row.service_id, q.opened_at >= since, earlier
-        )
+        select(func.coalesce(func.sum(u.allowance_used), 0))
+        .select_from(u)
+        .join(q, q.id == u.reservation_id)
+        .where(u.service_id == row.service_id, u.period_start == first_day, earlier)
     )
     return int(used or 0)
 
@@ -536,7 +610,7 @@ def deltas_from_rows(
 
     Each row covers ``[previous row's time (or the session start), its own time)``; RADIUS
     carries no traffic class, so all octets are ``internet``: download (``IN``) is the NAS's
-    output counter, upload (``OUT``) its input counter (:mod:`rating.usage`).
+    output counter, upload (``OUT``) its input counter (:mod:`rating.traffic`).
     """
     deltas = []
     previous = started_at
@@ -571,8 +645,9 @@ class CatalogPlans:
     """A :data:`PlanLookup` over the stored tariff catalog, reloaded every ``refresh_s`` seconds.
 
     A tariff is metered prepaid when its version in effect on the local date of ``as_of`` (in
-    ``tz``, the operator's zone) is prepaid and has usage prices. The quota unit is ``unit`` for
-    every tariff (the catalog has no per-tariff quota unit yet). ``load`` is
+    ``tz``, the operator's zone) is prepaid and has usage prices. The quota unit is the
+    version's (``quota`` in the catalog), else ``unit`` (default
+    :data:`rating.quota.DEFAULT_QUOTA_UNIT`). ``load`` is
     ``billing.catalog.load_stored_catalog``; ``clock`` a monotonic clock (injected for tests).
     """
 
@@ -580,7 +655,7 @@ class CatalogPlans:
         self,
         load: Callable[[Session], Catalog],
         *,
-        unit: QuotaUnit,
+        unit: QuotaUnit = DEFAULT_QUOTA_UNIT,
         tz: ZoneInfo,
         refresh_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -641,7 +716,12 @@ class CatalogPlans:
             metered = version.billing_mode is BillingMode.PREPAID and version.usage is not None
             self._plans[key] = (
                 MeteredPlan(
-                    tariff_code, version.usage, version.rounding, version.currency, self.unit, self.tz
+                    tariff_code,
+                    version.usage,
+                    version.rounding,
+                    version.currency,
+                    version.quota or self.unit,
+                    self.tz,
                 )
                 if metered and version.usage is not None
                 else None

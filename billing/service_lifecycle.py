@@ -2,7 +2,7 @@
 
 The state machine is :mod:`billing.lifecycle` (pure); this module is its persistence. For one
 service, in the caller's transaction, it locks the service row, reads
-:class:`~billing.lifecycle.ServiceFacts` and :class:`~billing.lifecycle.AccountFacts`, asks the
+:class:`~billing.lifecycle_facts.ServiceFacts` and :class:`~billing.lifecycle_facts.AccountFacts`, asks the
 core, and writes what the core decided: ``services.status`` (PostgreSQL's NOTIFY triggers on
 ``services`` tell the AAA snapshot), a ``service_status_changes`` row, a ``provisioning_tasks``
 outbox row when the network must change (unique key ``status_change:<id>``), the scheduled
@@ -50,22 +50,18 @@ from billing.db.lifecycle import (
 from billing.db.services import Service
 from billing.db.staff import Operator
 from billing.db.tariffs import TariffRow
-from billing.lifecycle import (
+from billing.lifecycle import Event, LifecycleError, ServiceStatus
+from billing.lifecycle_facts import (
     AccountFacts,
     DatePeriod,
-    Event,
-    LifecycleError,
     ProvisioningIntent,
     RefusedChange,
     ScheduledChange,
     ServiceFacts,
-    ServiceStatus,
     Transition,
-    assess,
-    request_event,
-    request_voluntary_suspension,
 )
 from billing.lifecycle_rules import DEFAULT_RULES, LifecycleRules
+from billing.lifecycle_transitions import assess, request_event, request_voluntary_suspension
 
 STATUS_REASON = "status_reason"
 _TARIFF_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -8,7 +8,8 @@ Rules that span keys, stated where they are checked: a recurring fee is ``fee`` 
 together; ``proration`` goes with a recurring fee; a ``one_time`` tariff has one-time fees and
 no recurring fee; every other kind has a recurring fee, usage prices or both; ``usage`` and
 ``speed_profile`` are for internet tariffs and add-ons, ``tv`` for TV tariffs, ``addon`` for
-add-ons (and required there).
+add-ons (and required there); ``quota`` for prepaid versions with usage prices
+(:func:`rating.catalog_usage.read_quota`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rating.catalog_reader import (
     read_versions,
     unique_code,
 )
-from rating.catalog_usage import read_usage
+from rating.catalog_usage import read_quota, read_usage
 from rating.matrix import cell_conflicts
 from rating.money import RoundingMode, RoundingRule
 from rating.periods import BillingMode, Period, ProrationRule
@@ -90,6 +91,7 @@ def _tariff_version(table: Table, kind: ServiceKind | None) -> TariffVersion | N
     tv = _tv(table)
     usage_table = table.table("usage", expected="a table ([tariffs.versions.usage])")
     usage = read_usage(usage_table) if usage_table is not None else None
+    quota = read_quota(table, billing_mode)
     has_fee = "fee" in table.raw
     _check_version_rules(table, kind, has_fee, has_usage="usage" in table.raw)
     cells = _price_cells(table, effective_from, has_fee, fee_codes)
@@ -111,6 +113,7 @@ def _tariff_version(table: Table, kind: ServiceKind | None) -> TariffVersion | N
         usage=usage,
         tv=tv,
         prices=cells,
+        quota=quota,
     )
 
 

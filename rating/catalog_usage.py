@@ -1,6 +1,8 @@
 """The ``usage`` table of a tariff version in the catalog: time bands, prices and the allowance.
 
-Turns the TOML of a version's usage pricing into a :class:`rating.usage.UsagePlan`. The shape of
+Turns the TOML of a version's usage pricing into a :class:`rating.usage_plan.UsagePlan`, and the
+version's ``quota`` (what one prepaid reservation pays for) into a :class:`rating.quota.QuotaUnit`
+(:func:`read_quota`). The shape of
 every key is checked here, each problem reported with its key path; the rules that tie prices,
 bands and the allowance together (every priced class priced both ways, one price per instant,
 overage prices for exactly the counted traffic) are :mod:`rating.usage`'s own, checked when the
@@ -14,23 +16,17 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from rating.allowance import Allowance, Block, Overage, OverageCharge, Throttle
 from rating.catalog_reader import Table
-from rating.usage import (
-    INTERNET,
-    Allowance,
-    Block,
-    Direction,
-    Overage,
-    OverageCharge,
-    Throttle,
-    TimeBand,
-    TimePrice,
-    UsageError,
-    UsagePlan,
-    UsagePrice,
-)
+from rating.periods import BillingMode
+from rating.quota import QuotaError, QuotaUnit
+from rating.time_bands import TimeBand
+from rating.traffic import INTERNET, Direction
+from rating.usage_checks import UsageError
+from rating.usage_plan import UsagePlan
+from rating.usage_prices import TimePrice, UsagePrice
 
-__all__ = ["BYTE_UNITS", "WEEKDAYS", "format_bytes", "parse_bytes", "read_usage"]
+__all__ = ["BYTE_UNITS", "WEEKDAYS", "format_bytes", "parse_bytes", "read_quota", "read_usage"]
 
 BYTE_UNITS: dict[str, int] = {
     "TB": 10**12,
@@ -50,6 +46,9 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 OVERAGE_POLICIES = ("charge", "throttle", "block")
 MAX_BYTES = 10**18
+MAX_QUOTA_SECONDS = 86_400
+QUOTA_EXPECTED = 'a table such as { volume = "100 MB" } or { volume = "100 MB", seconds = 600 }'
+QUOTA_SECONDS_EXPECTED = f"an integer from 1 to {MAX_QUOTA_SECONDS} (seconds)"
 _VOLUME = re.compile(r"\s*(?P<count>[0-9]+(?:_[0-9]+)*)?\s*(?P<unit>[A-Za-z]+)\s*")
 _VOLUME_EXPECTED = (
     'a volume such as "100 GB", "1 MiB" or an integer of bytes (units: ' + ", ".join(BYTE_UNITS) + ")"
@@ -107,6 +106,49 @@ def read_usage(table: Table) -> UsagePlan | None:
     except UsageError as exc:
         table.problems.add(table.position, table.path, str(exc))
         return None
+
+
+def read_quota(version: Table, billing_mode: BillingMode | None) -> QuotaUnit | None:
+    """The version's prepaid quota unit from its ``quota`` table; ``None`` if absent (or wrong).
+
+    ``volume`` (either direction) is required when the version's usage has volume prices and
+    refused when it has none; ``seconds`` (session time) the same with time prices. A part of
+    the unit counts only if it is priced, so a key that could not count is a mistake, and a
+    priced part left out would reserve nothing for it. The table belongs to a prepaid version
+    with usage prices: on any other it would be ignored, so it is refused there.
+    """
+    table = version.table("quota", expected=QUOTA_EXPECTED)
+    if table is None:
+        return None
+    volume = table.parsed("volume", lambda raw: parse_bytes(raw, minimum=1), _VOLUME_EXPECTED, required=False)
+    seconds = table.integer("seconds", low=1, high=MAX_QUOTA_SECONDS, required=False, unit="seconds")
+    usage = version.raw.get("usage")
+    if not isinstance(usage, dict):
+        version.error("quota", "only with usage prices ([tariffs.versions.usage]); remove it")
+    elif billing_mode is BillingMode.POSTPAID:
+        version.error(
+            "quota", 'only for billing_mode = "prepaid" (postpaid usage reserves nothing); remove it'
+        )
+    else:
+        volume_prices = "volume prices ([[...usage.prices]])"
+        time_prices = "time prices ([[...usage.time_prices]])"
+        _quota_part(table, "volume", volume_prices, bool(usage.get("prices")), _VOLUME_EXPECTED)
+        _quota_part(table, "seconds", time_prices, bool(usage.get("time_prices")), QUOTA_SECONDS_EXPECTED)
+    if not table.clean():
+        return None
+    try:
+        return QuotaUnit(octets=volume or 0, seconds=seconds or 0)
+    except QuotaError:
+        version.error("quota", f"expected volume, seconds or both: {QUOTA_EXPECTED}")
+        return None
+
+
+def _quota_part(table: Table, name: str, prices: str, priced: bool, expected: str) -> None:
+    """Require ``name`` in the quota table when the usage has ``prices``; refuse it otherwise."""
+    if priced and name not in table.raw:
+        table.error(name, f"required: the usage has {prices}; expected {expected}")
+    elif not priced and name in table.raw:
+        table.error(name, f"the usage has no {prices}, so it would never count; remove it")
 
 
 def _default_class(raw: object) -> str | bool | None:

@@ -17,22 +17,16 @@ from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from rating.allowance import Allowance, Block, OverageCharge, Throttle
 from rating.bundle import Bundle, BundlePricing, BundleVersion, DiscountKind
 from rating.catalog_usage import WEEKDAYS, format_bytes
 from rating.phases import Phase, PriceKind, Promotion
+from rating.quota import QuotaUnit
 from rating.tariff import PriceCell, Tariff, TariffVersion
-from rating.usage import (
-    INTERNET,
-    Allowance,
-    Block,
-    Direction,
-    OverageCharge,
-    Throttle,
-    TimeBand,
-    TimePrice,
-    UsagePlan,
-    UsagePrice,
-)
+from rating.time_bands import TimeBand
+from rating.traffic import INTERNET, Direction
+from rating.usage_plan import UsagePlan
+from rating.usage_prices import TimePrice, UsagePrice
 
 if TYPE_CHECKING:
     from rating.catalog import Catalog
@@ -86,10 +80,21 @@ def _version(version: TariffVersion) -> dict[str, Any]:
     table["one_time_fees"] = [
         {"code": f.code, "name": f.name, "amount": f.amount} for f in version.one_time_fees
     ]
+    if version.quota is not None:
+        table["quota"] = _quota(version.quota)
     if version.usage is not None:
         table["usage"] = _usage(version.usage)
     table["prices"] = [_cell(c) for c in version.prices]
     return table
+
+
+def _quota(unit: QuotaUnit) -> Inline:
+    quota = Inline()
+    if unit.octets:
+        quota["volume"] = format_bytes(unit.octets)
+    if unit.seconds:
+        quota["seconds"] = unit.seconds
+    return quota
 
 
 def _cell(cell: PriceCell) -> dict[str, Any]:

@@ -38,18 +38,14 @@ from decimal import Decimal
 from typing import TypeAlias
 from zoneinfo import ZoneInfo
 
+from rating.allowance import Throttle
 from rating.money import RoundingRule
-from rating.usage import (
-    ClassOctets,
-    Direction,
-    Throttle,
-    UsageDelta,
-    UsagePlan,
-    UsageRating,
-    rate_usage,
-)
+from rating.traffic import ClassOctets, Direction, UsageDelta
+from rating.usage import UsageRating, rate_usage
+from rating.usage_plan import UsagePlan
 
 __all__ = [
+    "DEFAULT_QUOTA_UNIT",
     "Disconnect",
     "ExhaustedAction",
     "MeteredPlan",
@@ -77,7 +73,8 @@ class QuotaUnit:
 
     E.g. 100 MB, or 10 minutes. Its price at the tariff's rates is what a session reserves at
     a time (:func:`unit_price`), so a smaller unit ties up less money per session and makes the
-    daemon top up more often.
+    daemon top up more often. A tariff version sets its own (``quota`` in the catalog,
+    :attr:`rating.tariff.TariffVersion.quota`); :data:`DEFAULT_QUOTA_UNIT` otherwise.
     """
 
     octets: int = 0
@@ -90,6 +87,11 @@ class QuotaUnit:
                 raise QuotaError(f"quota unit: {name}: expected an integer of at least 0, got {value!r}")
         if not (self.octets or self.seconds):
             raise QuotaError("quota unit: expected some octets or seconds")
+
+
+DEFAULT_QUOTA_UNIT = QuotaUnit(octets=100_000_000, seconds=600)
+"""The unit of a tariff version whose catalog entry sets no ``quota``: 100 MB (in the dearer
+direction) plus 10 minutes of session time, each counted only if the tariff prices it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ def exhausted_action(plan: UsagePlan) -> ExhaustedAction:
     """The tariff's throttle profile if its overage policy is :class:`Throttle`, else a disconnect.
 
     A prepaid session that cannot be paid for is slowed down where the tariff sells a slow
-    speed past its allowance, and ended otherwise (also for :class:`~rating.usage.Block`).
+    speed past its allowance, and ended otherwise (also for :class:`~rating.allowance.Block`).
     """
     overage = plan.allowance.overage if plan.allowance is not None else None
     return overage if isinstance(overage, Throttle) else Disconnect()

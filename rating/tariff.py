@@ -9,7 +9,8 @@ content, so the persistence layer can refuse an import that changes a version al
 
 A version carries everything needed to price the service: the recurring fee and its period,
 named one-time fees, billing mode, proration rule, speed profile, usage prices (traffic classes,
-directions, time bands, allowance, overage; see :mod:`rating.usage`), the rounding rule and the
+directions, time bands, allowance, overage; see :mod:`rating.usage`), the prepaid quota unit
+(how much usage one reservation pays for; see :mod:`rating.quota`), the rounding rule and the
 currency, plus the price matrix cells (:class:`PriceCell`) that vary the price by subscriber
 category and region (resolved by :mod:`rating.matrix`).
 
@@ -29,7 +30,8 @@ from typing import Any
 
 from rating.money import RoundingRule
 from rating.periods import BillingMode, Period, ProrationRule
-from rating.usage import UsagePlan
+from rating.quota import QuotaUnit
+from rating.usage_plan import UsagePlan
 
 __all__ = [
     "FINGERPRINT_FORMAT",
@@ -137,7 +139,9 @@ class TariffVersion:
     """The prices and rules of a tariff from ``effective_from`` until the next version.
 
     ``recurring`` is ``None`` for one-time services and purely metered tariffs. ``usage`` is the
-    usage pricing (``None`` when usage is free or not metered).
+    usage pricing (``None`` when usage is free or not metered). ``quota`` is what one prepaid
+    reservation pays for (``None``: not set, :data:`rating.quota.DEFAULT_QUOTA_UNIT` applies);
+    like every field it is part of the fingerprint, left out of it while ``None``.
     """
 
     number: int
@@ -152,6 +156,7 @@ class TariffVersion:
     usage: UsagePlan | None = None
     tv: TvLineup | None = None
     prices: tuple[PriceCell, ...] = ()
+    quota: QuotaUnit | None = None
 
     def one_time_fee(self, code: str) -> OneTimeFee:
         """The one-time fee named ``code`` (``KeyError`` if the version has none such)."""

@@ -14,7 +14,7 @@ import pytest
 
 from billing.charge_plan import ChargeFacts, ChargeKind, PlanCache, plan_charges, usage_windows
 from rating.catalog import Catalog, load_catalog
-from rating.usage import INTERNET, ClassOctets, UsageDelta
+from rating.traffic import INTERNET, ClassOctets, UsageDelta
 
 GOLDEN = Path(__file__).parent / "golden" / "charges"
 CATALOG = load_catalog((GOLDEN / "catalog.toml").read_text(), source="catalog.toml")

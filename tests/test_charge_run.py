@@ -112,64 +112,6 @@ def days(first: date, last: date) -> list[date]:
     return [first + timedelta(n) for n in range((last - first).days + 1)]
 
 
-def test_a_year_of_daily_runs_charges_each_tariff_kind_exactly(world: World) -> None:
-    monthly = world.service("M-PRE", date(2027, 1, 10))
-    daily = world.service("D-PRE", START)
-    annual = world.service("Y-PRE", date(2027, 3, 5), anchor=5)
-    postpaid = world.service("M-POST", START)
-    promo = world.service("M-PRE", START, promotion="WELCOME")
-    expected_by_month = {}
-    for day in days(START, date(2027, 12, 31)):
-        result = world.run(day)
-        assert not result.errors
-        if day.day == 1:
-            expected_by_month[day] = {s: world.charged(s) for s in (monthly, daily, annual, postpaid, promo)}
-    assert expected_by_month[date(2027, 2, 1)] == {
-        monthly: Decimal("103.00"),  # installation 50 + Jan 10..31 (22.00) + February 31.00
-        daily: Decimal("32.00"),  # 31 January days + February 1
-        annual: Decimal("0"),
-        postpaid: Decimal("31.00"),  # January, in arrears
-        promo: Decimal("65.50"),  # installation 50, January free, February at half price
-    }
-    assert world.charged(monthly) == Decimal("413.00")
-    assert world.charged(daily) == Decimal("365.00")
-    assert world.charged(annual) == Decimal("365.00")
-    assert world.charged(postpaid) == Decimal("341.00")  # January .. November; December is due Jan 1
-    assert world.charged(promo) == Decimal("360.00")  # 50 + 2 x 15.50 + 9 x 31.00
-    with world.sessions() as s:
-        balance = accounts.balance(
-            s, s.scalar(select(accounts.Account.number).join(Service).where(Service.id == daily))
-        )
-    assert balance.balance == Decimal("10000") - Decimal("365.00")
-
-
-def test_voluntary_suspension_and_return_and_a_tariff_change_mid_month(world: World) -> None:
-    suspended = world.service("M-PRE", START)
-    changed = world.service("M-PRE", START)
-    for day in days(START, date(2027, 4, 1)):
-        if day == date(2027, 1, 10):
-            with world.sessions.begin() as s:
-                service_lifecycle.apply_event(
-                    s, world.actor, suspended, "suspend_voluntary", datetime(2027, 1, 10, 12, tzinfo=UTC),
-                    reason="customer_request", rules=RULES, until=date(2027, 2, 21),
-                )  # fmt: skip
-                service_lifecycle.apply_event(
-                    s, world.actor, changed, "change_tariff", datetime(2027, 1, 15, 12, tzinfo=UTC),
-                    reason="customer_request", rules=RULES, tariff_code="M-BIG",
-                )  # fmt: skip
-        world.run(day)
-    keys = world.charge_keys()
-    # suspended from Jan 11 (the day after the request): 10 days of 31 kept; the reduced fee is 0
-    assert keys[f"charge:{suspended}:adjustment:2027-01-01:M-PRE:1:2027-01-11"] == Decimal("-21.00")
-    # the return is executed by the Feb 21 run after charging, so charged from Feb 22: 7/28 of 31
-    assert keys[f"charge:{suspended}:adjustment:2027-02-01:M-PRE:1:2027-02-22"] == Decimal("7.75")
-    assert world.charged(suspended) == Decimal("50") + Decimal("10.00") + Decimal("7.75") + 2 * Decimal("31")
-    # the change made on Jan 15 counts from Jan 16: 15/31 of 31 on M-PRE, 16/31 of 62 on M-BIG
-    assert keys[f"charge:{changed}:adjustment:2027-01-01:M-PRE:1:2027-01-16"] == Decimal("-16.00")
-    assert keys[f"charge:{changed}:recurring:2027-01-01:M-BIG:1"] == Decimal("32.00")
-    assert world.charged(changed) == Decimal("50") + Decimal("15") + Decimal("32") + 3 * Decimal("62")
-
-
 def test_a_re_run_posts_nothing_new_even_without_the_marks(world: World) -> None:
     for _ in range(3):
         world.service("M-PRE", START)

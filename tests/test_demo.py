@@ -1,9 +1,11 @@
-"""The demo end to end: a month of billing, then billingd and the BRAS simulator live, bounded.
+"""The demo end to end: a month billed by the charge runs, then billingd and the BRAS simulator live.
 
-It runs ``python -m billing.demo`` as a user would, on a copy of conf/demo.toml that points at a
-temporary SQLite file and at free ports (1812/1813 may be taken on a CI machine), and checks
+It runs ``python -m billing.demo`` once, as a user would, on a copy of conf/demo.toml that points
+at a temporary SQLite file and at free ports (1812/1813 may be taken on a CI machine), and checks
 that it ends by itself, in time, with exit 0, having authenticated and accounted, and that it
-leaves no process behind.
+leaves no process behind; then what the month left in its database: a charge run per day that
+posted every charge, the subscriber who ran out of money suspended for debt and resumed, the
+radtest subscribers' states, and a ledger whose invariants hold.
 """
 
 from __future__ import annotations
@@ -18,14 +20,23 @@ import sys
 import time
 import tomllib
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from billing import accounts
 from billing.db.engine import make_engine
 from billing.db.migrate import upgrade
-from billing.demo import Ports, _busy_ports, _with_ports
+from billing.demo import PEOPLE, SETUP_TARIFF, SPEED_PROFILES, Ports, _busy_ports, _with_ports
+from billing.invariants import check_ledger
+from rating.catalog import load_catalog
 
 REPO = Path(__file__).resolve().parents[1]
-DURATION = 15
+DURATION = 20  # the month's charge runs take a few seconds; the rest is the live part
 SET_UP = 15  # interpreter start, imports, seeding: generous for a slow CI machine
 
 
@@ -63,9 +74,26 @@ def _processes_with(marker: str) -> dict[int, str]:
     return found
 
 
-def test_the_demo_runs_billingd_and_the_simulator_and_stops_in_time(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class DemoRun:
+    """One run of the demo: its exit code, output, how long it took, and what it left behind."""
+
+    returncode: int
+    text: str
+    elapsed: float
+    ports: Ports
+    config: Path
+    database: str
+    left_behind: dict[int, str]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo run once for the tests of this module (it takes DURATION seconds)."""
+    tmp_path = tmp_path_factory.mktemp("demo")
     config, ports = _demo_config(tmp_path)
-    engine = make_engine(f"sqlite:///{tmp_path / 'demo.db'}")
+    database = f"sqlite:///{tmp_path / 'demo.db'}"
+    engine = make_engine(database)
     upgrade(engine)
     engine.dispose()
     tag = uuid.uuid4().hex
@@ -86,29 +114,158 @@ def test_the_demo_runs_billingd_and_the_simulator_and_stops_in_time(tmp_path: Pa
             "the demo did not stop by itself:\n" + out.decode(errors="replace")[-4000:]
         ) from None
     elapsed = time.monotonic() - began
-    text = out.decode(errors="replace")
+    deadline = time.monotonic() + 5
+    while (left := _processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return DemoRun(process.returncode, out.decode(errors="replace"), elapsed, ports, config, database, left)
+
+
+def test_the_demo_runs_billingd_and_the_simulator_and_stops_in_time(demo: DemoRun) -> None:
+    out, ports = demo.text, demo.ports
+    assert demo.returncode == 0, out[-4000:]
+    assert demo.elapsed < DURATION + SET_UP, f"took {demo.elapsed:.1f} s\n{out[-2000:]}"
+    assert "Ledger invariants hold" in out
+    assert f"RADIUS auth 127.0.0.1:{ports.auth}, accounting 127.0.0.1:{ports.acct}" in out, out[-4000:]
+    access = re.search(r"access requests (\d+): accepted (\d+), rejected (\d+)", out)
+    accounting = re.search(r"accounting requests (\d+): acknowledged (\d+)", out)
+    assert access and accounting, out[-4000:]
+    assert int(access[2]) > 0 and int(access[3]) > 0  # demo and friends in; broke out
+    assert int(accounting[2]) > 0
+    assert re.search(r"radius_sessions [1-9]\d* \(open 0\)", out), out[-2000:]
+    assert "billingd stopped on SIGTERM: accounting drained, exit 0" in out
+    assert f"radtest demo demo 127.0.0.1:{ports.auth} 0 testing123" in out
+    assert f"radtest broke broke 127.0.0.1:{ports.auth} 0 testing123" in out
+    assert demo.left_behind == {}, f"left behind: {demo.left_behind}"
+
+
+def test_every_day_of_the_month_is_billed_by_one_charge_run_that_posts_all_charges(demo: DemoRun) -> None:
+    with _connect(demo) as conn:
+        runs = conn.execute(text("SELECT as_of, status FROM charge_runs ORDER BY id")).all()
+        charges = conn.scalar(text("SELECT count(*) FROM charges WHERE run_id IS NOT NULL"))
+        charge_kinds = dict(conn.execute(text("SELECT kind, count(*) FROM charges GROUP BY kind")).all())
+        not_by_a_run = conn.scalar(
+            text(
+                "SELECT count(*) FROM ledger_transactions t WHERE t.kind = 'charge' AND NOT EXISTS"
+                " (SELECT 1 FROM charges c WHERE c.transaction_id = t.id AND c.run_id IS NOT NULL)"
+            )
+        )
+        tariffs = set(conn.scalars(text("SELECT tariff_code FROM services")))
+        speeds = {
+            (tariff, profile)
+            for tariff, profile in conn.execute(
+                text(
+                    "SELECT s.tariff_code, p.name FROM services s"
+                    " JOIN speed_profiles p ON p.id = s.speed_profile_id"
+                )
+            )
+        }
+    assert [(str(day), status) for day, status in runs] == [
+        (f"2026-11-{d:02d}", "completed") for d in range(1, 31)
+    ], demo.text[-3000:]
+    assert charges and charges > 30
+    assert {"recurring", "one_time"} <= set(charge_kinds)  # fees, and the installations mid-month
+    assert not_by_a_run == 0  # no charge was posted by hand
+    assert tariffs == {"HOME-100", "HOME-1000", "DAY-100", "BIZ-200", "BIZ-200-DAY", "SETUP"}
+    assert speeds == {  # the speed AAA sends is the one billed
+        ("HOME-100", "home-100"),
+        ("HOME-1000", "home-1000"),
+        ("DAY-100", "home-100"),
+        ("BIZ-200", "business-200"),
+        ("BIZ-200-DAY", "business-200"),
+    }
+    assert re.search(r"2026-11-01 +1 +12/12 +12 ", demo.text), demo.text[:3000]
+    admin = f"billing-admin --config {demo.config}"
+    for hint in ("charge runs", "charge show 1 ", "service history 3 ", "tariff list"):
+        assert f"{admin} {hint}" in demo.text, hint
+
+
+def test_the_subscriber_out_of_money_is_suspended_for_debt_then_resumed_after_paying(demo: DemoRun) -> None:
+    with _connect(demo) as conn:
+        changes = conn.execute(
+            text(
+                "SELECT c.from_status, c.to_status, c.event, d.code, c.at FROM service_status_changes c"
+                " JOIN services s ON s.id = c.service_id JOIN dictionary_entries d ON d.id = c.reason_id"
+                " WHERE s.login = 'lea' ORDER BY c.id"
+            )
+        ).all()
+        status = conn.scalar(text("SELECT status FROM services WHERE login = 'lea'"))
+        others = conn.scalar(
+            text(
+                "SELECT count(*) FROM service_status_changes c JOIN services s ON s.id = c.service_id"
+                " WHERE s.login IS NULL OR s.login <> 'lea'"
+            )
+        )
+        unpaid_days = conn.scalar(
+            text(
+                "SELECT count(*) FROM charges c JOIN services s ON s.id = c.service_id"
+                " WHERE s.login = 'lea' AND c.due_on BETWEEN '2026-11-17' AND '2026-11-24'"
+            )
+        )
+    assert [row[:4] for row in changes] == [
+        ("active", "suspended_involuntary", "suspend_for_debt", "non_payment"),
+        ("suspended_involuntary", "active", "debt_paid", "payment_received"),
+    ]
+    assert str(changes[0][4]) < str(changes[1][4])
+    assert status == "active"
+    assert others == 0  # everyone else paid in time, or is within the grace period
+    assert unpaid_days == 0  # no daily fee while suspended
+    assert "lea: active -> suspended_involuntary (non_payment)" in demo.text
+    assert "lea: suspended_involuntary -> active (payment_received)" in demo.text
+
+
+def test_demo_ends_active_and_funded_and_broke_active_but_out_of_funds(demo: DemoRun) -> None:
+    with _connect(demo) as conn:
+        rows = conn.execute(
+            text(
+                "SELECT s.login, s.status FROM services s WHERE s.login IN ('demo', 'broke') ORDER BY s.login"
+            )
+        ).all()
+    engine = make_engine(demo.database)
     try:
-        assert process.returncode == 0, text[-4000:]
-        assert elapsed < DURATION + SET_UP, f"took {elapsed:.1f} s\n{text[-2000:]}"
-        assert "Ledger invariants hold" in text
-        assert f"RADIUS auth 127.0.0.1:{ports.auth}, accounting 127.0.0.1:{ports.acct}" in text, text[-4000:]
-        access = re.search(r"access requests (\d+): accepted (\d+), rejected (\d+)", text)
-        accounting = re.search(r"accounting requests (\d+): acknowledged (\d+)", text)
-        assert access and accounting, text[-4000:]
-        assert int(access[2]) > 0 and int(access[3]) > 0  # demo and friends in; broke out
-        assert int(accounting[2]) > 0
-        assert re.search(r"radius_sessions [1-9]\d* \(open 0\)", text), text[-2000:]
-        assert "billingd stopped on SIGTERM: accounting drained, exit 0" in text
-        assert f"radtest demo demo 127.0.0.1:{ports.auth} 0 testing123" in text
-        assert f"radtest broke broke 127.0.0.1:{ports.auth} 0 testing123" in text
+        with Session(engine) as session:
+            balances = {
+                number: accounts.balance(session, number).available for number in ("100013", "100014")
+            }
     finally:
-        deadline = time.monotonic() + 5
-        while (left := _processes_with(marker)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for pid in left:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-    assert left == {}, f"left behind: {left}"
+        engine.dispose()
+    assert [tuple(row) for row in rows] == [("broke", "active"), ("demo", "active")]
+    assert balances["100013"] > 0  # demo
+    assert balances["100014"] < 0  # broke: AAA rejects it, "out of funds"
+
+
+def test_the_ledger_invariants_hold_after_the_month(demo: DemoRun) -> None:
+    engine = make_engine(demo.database)
+    try:
+        with Session(engine) as session:
+            assert check_ledger(session) == []
+    finally:
+        engine.dispose()
+
+
+def test_every_demo_line_gets_the_speed_profile_of_its_tariff() -> None:
+    catalog = load_catalog(
+        (REPO / "conf" / "tariffs" / "demo.toml").read_text(encoding="utf-8"), source="demo"
+    )
+    for person in PEOPLE:
+        tariff = catalog.tariff(person.tariff)
+        assert tariff.kind.value == "internet", person
+        assert tariff.versions[-1].speed_profile in SPEED_PROFILES, person
+        if person.promotion:
+            assert person.tariff in catalog.promotion(person.promotion).tariffs
+    assert catalog.tariff(SETUP_TARIFF).versions[0].one_time_fees
+
+
+@contextlib.contextmanager
+def _connect(demo: DemoRun) -> Iterator[Connection]:
+    engine = make_engine(demo.database)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def test_a_taken_port_is_named(tmp_path: Path) -> None:

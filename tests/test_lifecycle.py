@@ -19,28 +19,24 @@ from hypothesis import strategies as st
 from billing import lifecycle
 from billing.db.services import SERVICE_KINDS, SERVICE_STATUSES
 from billing.lifecycle import (
-    STATUS_MEANING,
     TABLE,
-    AccountFacts,
-    DatePeriod,
     Event,
     Go,
     LifecycleError,
-    ProvisioningIntent,
     Reason,
     Refuse,
+    ServiceStatus,
+    TransitionRefused,
+    target,
+)
+from billing.lifecycle_facts import (
+    AccountFacts,
+    DatePeriod,
+    ProvisioningIntent,
     ScheduledChange,
     ServiceFacts,
-    ServiceStatus,
     Transition,
-    TransitionRefused,
     VoluntarySuspension,
-    assess,
-    evaluate,
-    meaning,
-    request_event,
-    request_voluntary_suspension,
-    target,
 )
 from billing.lifecycle_rules import (
     ANY_CATEGORY,
@@ -52,6 +48,8 @@ from billing.lifecycle_rules import (
     ServiceKind,
     ServiceRules,
 )
+from billing.lifecycle_transitions import assess, evaluate, request_event, request_voluntary_suspension
+from billing.status_meaning import STATUS_MEANING, meaning
 
 ROOT = Path(__file__).resolve().parents[1]
 S, E = ServiceStatus, Event

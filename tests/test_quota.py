@@ -5,7 +5,11 @@ task; a retransmitted interim charges once; sessions that are not metered prepai
 On PostgreSQL, 200 sessions race on one prepaid balance from two threads and from two
 processes, and the account is never overdrawn. The ledger invariant check runs after each test.
 
-The tariff catalog's metered plans come through the gate's plan lookup; these tests give the
+The allowance is per billing period, and usage counts in the period it was recorded in (a
+session crossing the month end starts on January's allowance). The quota unit is the tariff
+version's (``quota`` in the catalog), and is part of the version's fingerprint.
+
+The tariff catalog's metered plans come through the gate's plan lookup; most tests give the
 plan directly (a function), so they do not depend on catalog imports.
 """
 
@@ -16,7 +20,7 @@ import random
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -36,11 +40,12 @@ from billing import daemon as billingd
 from billing import dictionaries, ledger, subscribers
 from billing.audit import Actor
 from billing.books import book_account
+from billing.catalog import import_catalog
 from billing.db.customers import Account
 from billing.db.engine import make_engine
 from billing.db.ledger import LedgerTransaction
 from billing.db.lifecycle import ProvisioningTask
-from billing.db.quota import QuotaReservation
+from billing.db.quota import QuotaPeriodUse, QuotaReservation
 from billing.db.services import Service
 from billing.db.sessions import RadiusSession
 from billing.ledger import Leg, TransactionRequest
@@ -56,11 +61,14 @@ from billing.quota import (
     release_closed_sessions,
     reserve,
 )
-from rating.catalog import Catalog, load_catalog
+from rating.allowance import Allowance, Throttle
+from rating.catalog import Catalog, CatalogError, load_catalog
 from rating.money import RoundingRule, from_micros
 from rating.periods import Period
 from rating.quota import MeteredPlan, QuotaUnit
-from rating.usage import MB, Allowance, Direction, Throttle, UsagePlan, UsagePrice
+from rating.traffic import MB, Direction
+from rating.usage_plan import UsagePlan
+from rating.usage_prices import UsagePrice
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 NAS = "10.0.0.1"
@@ -445,6 +453,55 @@ def test_the_allowance_period_follows_the_tariff_period_and_the_services_anchor(
     assert (_reservation(engine, "s3").committed, _reservation(engine, "s4").committed) == (0, D("0.10"))
 
 
+def test_a_session_crossing_the_month_end_starts_on_the_new_months_allowance(
+    engine: Engine, journal: Journal
+) -> None:
+    """50 MB a month: usage counts in the month its interim was recorded in, not the session's first."""
+    world = _world(engine, funds="10")
+    store = AccountingStore(engine, journal, quota_gate=_gate(THROTTLING))
+    new_year = 31 * DAY - 10 * 3600  # 2027-01-01 00:00 UTC
+    store.store([_rec(START, "s1", world.service_id, at=new_year - 2 * 3600)])  # Dec 31, 22:00
+    store.store([_rec(INTERIM, "s1", world.service_id, at=new_year - 3600, down=40 * MB)])  # December's
+    store.store([_rec(INTERIM, "s1", world.service_id, at=new_year, down=80 * MB)])  # at midnight: January's
+    row = _reservation(engine, "s1")
+    assert (row.committed, row.action, row.allowance_used) == (0, None, 80 * MB)  # not 30 MB past December's
+    assert _tasks(engine) == []
+
+    store.store([_rec(INTERIM, "s1", world.service_id, at=new_year + 3600, down=110 * MB)])  # Jan: 70 MB
+    row = _reservation(engine, "s1")
+    assert (row.committed, row.action) == (D("0.20"), "throttle")  # 20 MB past January's allowance
+    (task,) = _tasks(engine)
+    assert (task.session_key, task.speed_profile) == (row.acct_unique_id, "slow-64k")
+    with Session(engine) as s:
+        used = s.execute(
+            select(QuotaPeriodUse.period_start, QuotaPeriodUse.allowance_used)
+            .where(QuotaPeriodUse.reservation_id == row.id)
+            .order_by(QuotaPeriodUse.period_start)
+        )
+        assert list(used) == [(date(2026, 12, 1), 40 * MB), (date(2027, 1, 1), 70 * MB)]
+    store.store([_rec(STOP, "s1", world.service_id, at=new_year + 2 * 3600, down=110 * MB)])
+
+    store.store([_rec(START, "s2", world.service_id, at=new_year + 3 * 3600)])  # January's is used up
+    store.store([_rec(STOP, "s2", world.service_id, at=new_year + 4 * 3600, down=10 * MB)])
+    assert _reservation(engine, "s2").committed == D("0.10")
+    assert _natural(engine, world) == D("9.70")
+
+
+def test_a_sessions_december_usage_still_counts_for_a_later_december_session(
+    engine: Engine, journal: Journal
+) -> None:
+    """A session spanning the month end leaves its December part in December's allowance."""
+    world = _world(engine, funds="10")
+    store = AccountingStore(engine, journal, quota_gate=_gate(THROTTLING))
+    new_year = 31 * DAY - 10 * 3600
+    store.store([_rec(START, "s1", world.service_id, at=new_year - 3 * 3600)])
+    store.store([_rec(INTERIM, "s1", world.service_id, at=new_year - 2 * 3600, down=40 * MB)])  # December
+    store.store([_rec(START, "s2", world.service_id, at=new_year - 2 * 3600 + 60)])  # later, December
+    store.store([_rec(STOP, "s1", world.service_id, at=new_year + 3600, down=60 * MB)])  # 20 MB in January
+    store.store([_rec(STOP, "s2", world.service_id, at=new_year - 3600, down=30 * MB)])  # 10 MB left: 20 past
+    assert (_reservation(engine, "s1").committed, _reservation(engine, "s2").committed) == (0, D("0.20"))
+
+
 def test_catalog_plans_give_the_tariffs_recurring_period() -> None:
     root = Path(__file__).resolve().parents[1]
     catalog = load_catalog((root / "conf/tariffs/example.toml").read_text(), source="example.toml")
@@ -457,6 +514,80 @@ def test_catalog_plans_give_the_tariffs_recurring_period() -> None:
     for code, recurring in expected.items():
         assert plans.period(None, code, T0) == (recurring.period if recurring else None)  # type: ignore[arg-type]
     assert plans.period(None, "NO-SUCH", T0) is None  # type: ignore[arg-type]
+
+
+PAYG_CATALOG = """
+[[tariffs]]
+code = "PAYG-20"
+name = "Pay as you go, 20 MB at a time"
+kind = "internet"
+
+[[tariffs.versions]]
+version = 1
+effective_from = 2026-01-01
+currency = "EUR"
+billing_mode = "prepaid"
+quota = { volume = "20 MB" }
+
+[[tariffs.versions.usage.prices]]
+direction = "in"
+price = "0.01"
+unit = "MB"
+
+[[tariffs.versions.usage.prices]]
+direction = "out"
+price = "0.01"
+unit = "MB"
+"""
+
+
+PAYG_CATALOGS = PAYG_CATALOG + PAYG_CATALOG.replace('code = "PAYG-20"', 'code = "PAYG"').replace(
+    'quota = { volume = "20 MB" }\n', ""
+)
+"""PAYG-20 (a 20 MB quota unit) and PAYG, the same prices without a quota of its own."""
+
+
+def _payg_catalog() -> Catalog:
+    return load_catalog(PAYG_CATALOGS, source="payg.toml")
+
+
+def test_catalog_plans_take_each_tariff_versions_quota_unit_else_the_default() -> None:
+    plans = CatalogPlans(lambda _s: _payg_catalog(), tz=ZoneInfo("UTC"))
+    own, default = plans(None, "PAYG-20", T0), plans(None, "PAYG", T0)  # type: ignore[arg-type]
+    assert own is not None and own.unit == QuotaUnit(octets=20 * MB)
+    assert default is not None and default.unit == DEFAULT_QUOTA_UNIT
+    assert QuotaUnit(octets=100 * MB, seconds=600) == DEFAULT_QUOTA_UNIT
+
+
+def test_a_session_reserves_one_quota_unit_of_its_tariff(engine: Engine, journal: Journal) -> None:
+    own, default = _world(engine, funds="10", login="ann"), _world(engine, funds="10", login="bob")
+    with Session(engine) as s, s.begin():
+        import_catalog(s, PAYG_CATALOGS, "payg.toml", Actor(None, "root"), today=T0.date())
+        for world, tariff in ((own, "PAYG-20"), (default, "PAYG")):
+            service = s.get(Service, world.service_id)
+            assert service is not None
+            service.tariff_code = tariff
+    gate = PrepaidQuotaGate(CatalogPlans(lambda _s: _payg_catalog(), tz=ZoneInfo("UTC")))
+    store = AccountingStore(engine, journal, quota_gate=gate)
+    store.store([_rec(START, "a", own.service_id, at=0), _rec(START, "b", default.service_id, at=0)])
+    assert (_reservation(engine, "a").reserved, _reservation(engine, "b").reserved) == (D("0.20"), D("1.00"))
+    store.store([_rec(INTERIM, "a", own.service_id, at=300, down=15 * MB)])
+    row = _reservation(engine, "a")
+    assert (row.committed, row.reserved - row.committed) == (D("0.15"), D("0.20"))  # topped up to a unit
+
+
+def test_a_used_tariff_versions_quota_unit_cannot_change(engine: Engine) -> None:
+    """The quota unit is in the version's fingerprint: an import changing it is refused once used."""
+    world = _world(engine, funds="10")
+    root = Actor(None, "root")
+    with Session(engine) as s, s.begin():
+        import_catalog(s, PAYG_CATALOG, "payg.toml", root, today=T0.date())
+        service = s.get(Service, world.service_id)
+        assert service is not None
+        service.tariff_code = "PAYG-20"
+    with pytest.raises(CatalogError) as refused, Session(engine) as s, s.begin():
+        import_catalog(s, PAYG_CATALOG.replace('"20 MB"', '"10 MB"'), "payg.toml", root, today=T0.date())
+    assert 'version 1 of "PAYG-20" is in use' in str(refused.value)
 
 
 # --------------------------------------------------------------------------- late usage

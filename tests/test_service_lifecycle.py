@@ -23,7 +23,8 @@ from billing.db.lifecycle import (
 from billing.db.services import Service
 from billing.db.tariffs import TariffRow
 from billing.dictionaries import UnknownDictionaryValue
-from billing.lifecycle import Event, LifecycleError, ProvisioningIntent
+from billing.lifecycle import Event, LifecycleError
+from billing.lifecycle_facts import ProvisioningIntent
 from billing.lifecycle_rules import NetworkAccess
 from billing.permissions import resolve_actor
 from billing.service_lifecycle import ServiceLifecycleError, apply_event, evaluate_services

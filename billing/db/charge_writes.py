@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import insert
 from sqlalchemy.dialects import sqlite
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from billing.db.charges import Charge, ChargeMark
 from billing.db.ledger_writes import id_array, raw_cursor
+from billing.db.types import utcnow
 
 CHARGE_COLUMNS = (
     "idempotency_key",
@@ -83,3 +85,150 @@ def upsert_marks(session: Session, service_ids: Sequence[int], as_of: date, run_
     session.execute(
         statement, [{"service_id": s, "planned_through": as_of, "run_id": run_id} for s in service_ids]
     )
+
+
+class StagedCharge(NamedTuple):
+    """One charge line as the PostgreSQL set-based path stages it (see :func:`post_staged`)."""
+
+    idempotency_key: str
+    service_id: int
+    account_id: int
+    debit_account: int
+    credit_account: int
+    amount: Decimal
+    currency: str
+    kind: str
+    due_on: date
+    period_start: date
+    period_end: date
+    tariff_code: str
+    tariff_version: int
+    fingerprint: str
+    description: str
+    effective_at: datetime
+
+
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS charge_stage (
+    seq int, idempotency_key text, service_id bigint, account_id bigint,
+    debit_account bigint, credit_account bigint, amount numeric CHECK (amount = round(amount, 6)),
+    currency text, kind text, due_on date, period_start date, period_end date, tariff_code text,
+    tariff_version int, fingerprint text, description text, effective_at timestamptz,
+    created bool NOT NULL DEFAULT true
+) ON COMMIT DELETE ROWS
+"""
+
+_STAGE_COLUMNS = "seq, " + ", ".join(StagedCharge._fields)
+
+_CONTENT_HASH = """encode(sha256(convert_to('charge|None|' || CASE WHEN s.debit_account < s.credit_account
+    THEN s.debit_account || ':' || (s.amount * 1000000)::bigint || ';'
+         || s.credit_account || ':' || (-s.amount * 1000000)::bigint
+    ELSE s.credit_account || ':' || (-s.amount * 1000000)::bigint || ';'
+         || s.debit_account || ':' || (s.amount * 1000000)::bigint END, 'UTF8')), 'hex')"""
+""":func:`billing.ledger.content_hash` of a charge (kind ``charge``, reversing nothing, two legs
+sorted by account), in SQL; the invariant check recomputes it from the postings."""
+
+_INSERT = f"""
+WITH t AS (
+    INSERT INTO ledger_transactions (idempotency_key, kind, description, effective_at, reverses_id,
+                                     operator_id, posting_count, content_hash, created_at)
+    SELECT s.idempotency_key, 'charge', s.description, s.effective_at, NULL, %(operator)s::bigint, 2,
+           {_CONTENT_HASH}, %(now)s::timestamptz
+    FROM charge_stage s ORDER BY s.seq
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, idempotency_key
+), n AS (
+    SELECT s.*, t.id AS txn FROM charge_stage s JOIN t ON t.idempotency_key = s.idempotency_key
+), p AS (
+    INSERT INTO postings (transaction_id, leg, ledger_account_id, amount, currency)
+    SELECT txn, 1, debit_account, amount, currency FROM n
+    UNION ALL
+    SELECT txn, 2, credit_account, -amount, currency FROM n
+), c AS (
+    INSERT INTO charges ({", ".join(CHARGE_COLUMNS)})
+    SELECT idempotency_key, service_id, account_id, kind, due_on, period_start, period_end, tariff_code,
+           tariff_version, fingerprint, amount, currency, description, txn, %(run)s::bigint,
+           %(now)s::timestamptz
+    FROM n
+)
+SELECT seq FROM charge_stage WHERE seq NOT IN (SELECT seq FROM n)
+"""
+"""One statement: the new keys' transactions, their two postings each, their ``charges`` rows;
+returns the lines whose key existed already (the postings and charges triggers run at its end)."""
+
+_EXISTING = f"""
+UPDATE charge_stage s SET created = false FROM ledger_transactions t
+WHERE s.seq = ANY(%s::int[]) AND t.idempotency_key = s.idempotency_key
+RETURNING s.seq, t.content_hash = {_CONTENT_HASH}
+"""
+"""Marks the lines whose key existed (their balances do not move); says if each has the same content."""
+
+_LOCK_BALANCES = """
+SELECT id FROM ledger_accounts WHERE id IN (
+    SELECT debit_account FROM charge_stage WHERE created
+    UNION SELECT credit_account FROM charge_stage WHERE created
+) ORDER BY kind <> 'subscriber', id FOR NO KEY UPDATE
+"""
+
+_ADD_BALANCES = """
+UPDATE ledger_accounts a SET balance = a.balance + d.delta
+FROM (
+    SELECT account, sum(amount) AS delta FROM (
+        SELECT debit_account AS account, amount FROM charge_stage WHERE created
+        UNION ALL
+        SELECT credit_account, -amount FROM charge_stage WHERE created
+    ) legs GROUP BY account
+) d
+WHERE a.id = d.account AND d.delta <> 0
+"""
+
+
+def post_staged(
+    session: Session, lines: Sequence[StagedCharge], run_id: int | None, operator_id: int | None
+) -> tuple[list[bool], list[str]]:
+    """Post charge lines set-based on PostgreSQL; return, per line, whether it was new, and conflicts.
+
+    What :func:`billing.ledger.post_batch` and :func:`insert_charges` do, for charges only, in one
+    set-based statement over one staged row per line (COPY): each new key gets its ledger
+    transaction (debit ``debit_account``, credit ``credit_account``, the content hash computed
+    by the database), its two postings (checked by the postings trigger: accounts exist and are
+    kept in the line's currency; legs balance) and its ``charges`` row (checked by its trigger).
+    The balances move later, last before the commit (:func:`add_staged_balances`), so the
+    accounts' row locks are held briefly. Per line, Python only writes one COPY row: validating
+    and hashing each line as a generic ledger request cost more than the database spent on it.
+    A key posted before is not posted again; posted before with other content is returned among
+    the conflicts (keys), and the caller must roll back.
+    """
+    if not lines:
+        return [], []
+    if len({line.idempotency_key for line in lines}) != len(lines):
+        raise ValueError("post_staged: an idempotency key appears twice in the batch")
+    params = {"operator": operator_id, "run": run_id, "now": utcnow()}
+    with raw_cursor(session) as cur:
+        cur.execute(_STAGE)
+        cur.execute("TRUNCATE charge_stage")
+        with cur.copy(f"COPY charge_stage ({_STAGE_COLUMNS}) FROM STDIN") as copy:
+            for seq, line in enumerate(lines):
+                copy.write_row((seq, *line))
+        cur.execute(_INSERT, params)
+        old = [seq for (seq,) in cur.fetchall()]
+        created = [True] * len(lines)
+        conflicts = []
+        if old:
+            cur.execute(_EXISTING, (id_array(old),))
+            for seq, same in cur.fetchall():
+                created[seq] = False
+                if not same:
+                    conflicts.append(lines[seq].idempotency_key)
+    return created, conflicts
+
+
+def add_staged_balances(session: Session) -> None:
+    """Move the balances of the lines :func:`post_staged` created, locking accounts in the global order.
+
+    Subscriber accounts first, books (revenue: the hot rows) last, as :mod:`billing.ledger` does,
+    so the charge run's writers and payments never deadlock. Call it last before the commit.
+    """
+    with raw_cursor(session, pipeline=True) as cur:
+        cur.execute(_LOCK_BALANCES)
+        cur.execute(_ADD_BALANCES)

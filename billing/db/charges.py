@@ -77,7 +77,14 @@ class ChargeRunError(Base):
 
 
 class Charge(Base):
-    """A posted charge line; the tariff version that produced it; its ledger transaction."""
+    """A posted charge line; the tariff version that produced it; its ledger transaction.
+
+    Its references (service of the charged account, account, ledger transaction, run) are
+    checked by a trigger once per statement, not by foreign keys: a monthly run inserts a
+    million rows, and per-row foreign-key checks cost more than the rows. Deleting or re-keying
+    a referenced service, account or run is refused by triggers on those tables, so the
+    guarantee is a foreign key's. See migration 0011.
+    """
 
     __tablename__ = "charges"
     __table_args__ = (
@@ -91,8 +98,8 @@ class Charge(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    service_id: Mapped[int] = mapped_column(BigId)
+    account_id: Mapped[int] = mapped_column(BigId)
     kind: Mapped[str] = mapped_column(String(16))
     due_on: Mapped[date] = mapped_column(Date)
     period_start: Mapped[date] = mapped_column(Date)
@@ -103,8 +110,8 @@ class Charge(Base):
     amount: Mapped[Decimal]
     currency: Mapped[str] = mapped_column(String(3))
     description: Mapped[str] = mapped_column(String(300))
-    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("charge_runs.id"))
+    transaction_id: Mapped[int] = mapped_column(BigId)
+    run_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -8,15 +8,17 @@ rated usage that funds did not cover (still due). ``input_octets``, ``output_oct
 ``seconds`` are the session's counters as of the last commit: the high-water mark that makes a
 retransmitted interim charge nothing. ``exhausted_at`` / ``action`` record when the session
 ran out and what the network was told (``throttle`` or ``disconnect``). ``allowance_used`` is
-the session's traffic counted against its tariff's allowance (also past it) as of the last commit: the sum
-over a service's reservations opened in a billing period is what that period's allowance has
-used (``billing.quota.allowance_used_before``, by ``(service_id, opened_at)``).
+the session's traffic counted against its tariff's allowance (also past it) as of the last commit,
+over all billing periods it ran in; ``quota_period_use`` (:class:`QuotaPeriodUse`) splits it by
+billing period: usage counts in the period its interim was recorded in, and the sum over a
+service's rows of a period is what that period's allowance has used
+(``billing.quota.allowance_used_before``, by ``(service_id, period_start)``).
 The maths is :mod:`rating.quota`; :mod:`billing.quota` writes here.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, text
@@ -48,7 +50,7 @@ class QuotaReservation(Base):
             postgresql_where=text("state = 'open'"),
             sqlite_where=text("state = 'open'"),
         ),
-        # the allowance already used in a billing period: a range of one service's reservations
+        # the foreign key, and a service's reservations in the order they were opened
         Index("ix_quota_reservations_service_opened", "service_id", "opened_at"),
     )
 
@@ -70,3 +72,26 @@ class QuotaReservation(Base):
     opened_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+
+
+class QuotaPeriodUse(Base):
+    """The allowance volume one session counted in one billing period of its service.
+
+    ``period_start`` is the first local day of the period (the tariff's recurring period with
+    the service's anchors, in the operator's zone); an interim's usage counts in the period
+    containing the time it was recorded, so a session that crosses a period's end has a row per
+    period it used something in. ``service_id`` is the reservation's, kept here so a period's
+    use by a service is one index range. Rewritten at each commit of the session (its usage is
+    rated whole each time); ``billing.quota`` writes here.
+    """
+
+    __tablename__ = "quota_period_use"
+    __table_args__ = (
+        CheckConstraint("allowance_used >= 0", name="allowance_used"),
+        Index("ix_quota_period_use_service_period", "service_id", "period_start"),
+    )
+
+    reservation_id: Mapped[int] = mapped_column(ForeignKey("quota_reservations.id"), primary_key=True)
+    period_start: Mapped[date] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    allowance_used: Mapped[int] = mapped_column(BigInteger)

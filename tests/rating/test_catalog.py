@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rating.allowance import Allowance, Block, OverageCharge, Throttle
 from rating.bundle import Bundle, BundlePricing, BundleVersion, DiscountKind, DiscountScope
 from rating.catalog import Catalog, CatalogError, dump_catalog, load_catalog
 from rating.catalog_writer import Inline, emit
@@ -30,19 +31,10 @@ from rating.tariff import (
     TariffVersion,
     TvLineup,
 )
-from rating.usage import (
-    GB,
-    MB,
-    Allowance,
-    Block,
-    Direction,
-    OverageCharge,
-    Throttle,
-    TimeBand,
-    TimePrice,
-    UsagePlan,
-    UsagePrice,
-)
+from rating.time_bands import TimeBand
+from rating.traffic import GB, MB, Direction
+from rating.usage_plan import UsagePlan
+from rating.usage_prices import TimePrice, UsagePrice
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -80,7 +72,7 @@ period = "monthly"
 
 VERSION_KEYS = (
     "version, effective_from, currency, billing_mode, fee, period, proration, speed_profile, rounding,"
-    " one_time_fees, tv, usage, prices"
+    " one_time_fees, tv, usage, quota, prices"
 )
 
 

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rating.allowance import Allowance, Block, OverageCharge, Throttle
 from rating.money import RoundingRule
 from rating.quota import (
     Disconnect,
@@ -29,20 +30,10 @@ from rating.quota import (
     settle,
     unit_price,
 )
-from rating.usage import (
-    MB,
-    Allowance,
-    Block,
-    ClassOctets,
-    Direction,
-    OverageCharge,
-    Throttle,
-    TimeBand,
-    TimePrice,
-    UsageDelta,
-    UsagePlan,
-    UsagePrice,
-)
+from rating.time_bands import TimeBand
+from rating.traffic import MB, ClassOctets, Direction, UsageDelta
+from rating.usage_plan import UsagePlan
+from rating.usage_prices import TimePrice, UsagePrice
 
 UTC_ZONE = ZoneInfo("UTC")
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -20,32 +20,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rating.allowance import Allowance, Block, OverageCharge, Throttle
 from rating.money import RoundingRule
-from rating.usage import (
+from rating.time_bands import TimeBand, allocate, band_segments
+from rating.traffic import (
     INTERNET,
     MB,
     MIB,
     RADIUS_GIGAWORDS_ATTRIBUTE,
     RADIUS_OCTETS_ATTRIBUTE,
-    Allowance,
-    Block,
     ClassOctets,
     Direction,
-    LineKind,
-    Measure,
-    OverageCharge,
-    Throttle,
-    TimeBand,
-    TimePrice,
     UsageDelta,
-    UsageError,
-    UsagePlan,
-    UsagePrice,
-    UsageRating,
-    allocate,
-    band_segments,
-    rate_usage,
 )
+from rating.usage import LineKind, Measure, UsageRating, rate_usage
+from rating.usage_checks import UsageError
+from rating.usage_plan import UsagePlan
+from rating.usage_prices import TimePrice, UsagePrice
 
 GOLDEN = Path(__file__).parent / "golden" / "usage"
 BERLIN = ZoneInfo("Europe/Berlin")
