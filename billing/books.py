@@ -1,11 +1,14 @@
 """The operator's own books: revenue, clearing, suspense and adjustment ledger accounts.
 
 They are created on first use, one per (purpose, currency), with codes like ``revenue:internet:EUR``.
+Two transactions may both see a book missing (the first payments of a new bank arriving at once):
+the code is unique, so one creates it and the other, refused, finds it.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing.db.ledger import LedgerAccount
@@ -40,4 +43,11 @@ def book_account(session: Session, purpose: str, currency: str, detail: str = ""
         raise LedgerError(
             f"purpose: expected revenue, clearing or one of {', '.join(BOOKS)}, got {purpose!r}"
         )
-    return open_account(session, code=code, name=f"{name} ({currency})", kind=kind, currency=currency)
+    try:
+        with session.begin_nested():
+            return open_account(session, code=code, name=f"{name} ({currency})", kind=kind, currency=currency)
+    except IntegrityError:  # created meanwhile by a concurrent transaction, now committed
+        found = session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == code))
+        if found is None:
+            raise
+        return found

@@ -1,4 +1,4 @@
-"""Prepaid quota for metered tariffs: reserve, commit used, release the rest (DESIGN.md, "Prepaid").
+"""Prepaid quota for metered tariffs: reserve, commit used, release the rest (DESIGN.md, "hot path").
 
 What: a session of a metered prepaid tariff holds money from its account (:func:`reserve`),
 each interim charges its rated usage to the ledger and tops the hold up (:func:`commit_usage`),

@@ -53,6 +53,7 @@ def domain_errors() -> tuple[type[Exception], ...]:
     from billing.ledger import LedgerError
     from billing.lifecycle import LifecycleError
     from billing.operators import OperatorError
+    from billing.payments import PaymentError
     from billing.service_lifecycle import ServiceLifecycleError
     from billing.subscribers import SubscriberError
     from rating.money import MoneyError
@@ -61,6 +62,7 @@ def domain_errors() -> tuple[type[Exception], ...]:
         AccountError,
         DictionaryError,
         OperatorError,
+        PaymentError,
         SubscriberError,
         LedgerError,
         LifecycleError,

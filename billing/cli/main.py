@@ -12,6 +12,7 @@ import click
 
 from billing.cli import audit, check, config, db, dictionaries, ledger, operators, subscribers, tariffs
 from billing.cli import charges as charge_commands
+from billing.cli import payments as payment_commands
 from billing.cli import quota as quota_commands
 from billing.cli import services as service_commands
 from billing.cli.context import AppState
@@ -76,6 +77,7 @@ for _group in (
     service_commands.group,
     tariffs.group,
     charge_commands.group,
+    payment_commands.group,
     quota_commands.group,
     dictionaries.group,
     operators.group,
