@@ -91,9 +91,9 @@ from billing.charge_plan import (
     usage_windows,
 )
 from billing.db.charge_writes import (
-    ChargeRow,
     StagedCharge,
     add_staged_balances,
+    charge_row,
     insert_charges,
     post_staged,
     upsert_marks,
@@ -472,8 +472,7 @@ def _post_services(
     :func:`billing.ledger.post_batch` (SQLite; the service-by-service retry of a failed batch).
     """
     effective: dict[date, datetime] = {}  # a line is effective at the start of its local due day
-    staged_lines: list[StagedCharge] = []
-    requests: list[ledger.TransactionRequest] = []
+    lines_out: list[StagedCharge] = []
     for row, lines in planned:
         for line in lines:
             if line.currency != row.currency:
@@ -481,54 +480,39 @@ def _post_services(
                     f"service {row.service_id}: tariff {line.tariff_code} v{line.tariff_version} is in "
                     f"{line.currency}, the account in {row.currency}"
                 )
-            revenue = books.revenue(session, line.currency, row.kind)
             at = effective.get(line.due_on)
             if at is None:
                 at = effective[line.due_on] = datetime.combine(line.due_on, time(0), tzinfo=tz).astimezone(
                     UTC
                 )
-            if staged:
-                staged_lines.append(
-                    StagedCharge(
-                        line.idempotency_key,
-                        row.service_id,
-                        row.account_id,
-                        row.ledger_account_id,
-                        revenue,
-                        line.amount,
-                        line.currency,
-                        line.kind.value,
-                        line.due_on,
-                        line.period_start,
-                        line.period_end,
-                        line.tariff_code,
-                        line.tariff_version,
-                        line.fingerprint,
-                        line.description[:300],
-                        at,
-                    )
-                )
-                continue
-            requests.append(
-                ledger.TransactionRequest(
-                    idempotency_key=line.idempotency_key,
-                    kind="charge",
-                    legs=(ledger.Leg(row.ledger_account_id, line.amount), ledger.Leg(revenue, -line.amount)),
-                    effective_at=at,
-                    description=line.description[:300],
-                    operator_id=operator_id,
+            lines_out.append(
+                StagedCharge(
+                    line.idempotency_key,
+                    row.service_id,
+                    row.account_id,
+                    row.ledger_account_id,
+                    books.revenue(session, line.currency, row.kind),
+                    line.amount,
+                    line.currency,
+                    line.kind.value,
+                    line.due_on,
+                    line.period_start,
+                    line.period_end,
+                    line.tariff_code,
+                    line.tariff_version,
+                    line.fingerprint,
+                    line.description[:300],
+                    at,
                 )
             )
     if staged:
-        created, conflicts = post_staged(session, staged_lines, run_id, operator_id)
+        created, conflicts = post_staged(session, lines_out, run_id, operator_id)
         if conflicts:
             raise ledger.IdempotencyConflict(
                 f"idempotency key {conflicts[0]!r} was posted before with other content"
             )
     else:
-        results = ledger.post_batch(session, requests) if requests else []
-        created = [posted.created for posted in results]
-        _record_charges(session, planned, results, run_id)
+        created = _post_generic(session, lines_out, run_id, operator_id)
     out = []
     index = 0
     for row, lines in planned:
@@ -537,42 +521,36 @@ def _post_services(
     return out
 
 
-def _record_charges(
-    session: Session,
-    planned: Sequence[tuple[_ServiceRow, list[PlannedCharge]]],
-    results: Sequence[ledger.PostedTransaction],
-    run_id: int | None,
-) -> None:
-    """The ``charges`` rows of the lines the ledger created (the generic path)."""
-    charges: list[ChargeRow] = []
-    index = 0
+def _post_generic(
+    session: Session, lines: Sequence[StagedCharge], run_id: int | None, operator_id: int | None
+) -> list[bool]:
+    """Each line as a ledger transaction (:func:`billing.ledger.post_batch`); ``charges`` rows of new ones."""
+    if not lines:
+        return []
+    results = ledger.post_batch(
+        session,
+        [
+            ledger.TransactionRequest(
+                idempotency_key=c.idempotency_key,
+                kind="charge",
+                legs=(ledger.Leg(c.debit_account, c.amount), ledger.Leg(c.credit_account, -c.amount)),
+                effective_at=c.effective_at,
+                description=c.description,
+                operator_id=operator_id,
+            )
+            for c in lines
+        ],
+    )
     now = utcnow()
-    for row, lines in planned:
-        for line in lines:
-            posted = results[index]
-            index += 1
-            if posted.created:
-                charges.append(
-                    (
-                        line.idempotency_key,
-                        row.service_id,
-                        row.account_id,
-                        line.kind.value,
-                        line.due_on,
-                        line.period_start,
-                        line.period_end,
-                        line.tariff_code,
-                        line.tariff_version,
-                        line.fingerprint,
-                        line.amount,
-                        line.currency,
-                        line.description[:300],
-                        posted.id,
-                        run_id,
-                        now,
-                    )
-                )
-    insert_charges(session, charges)
+    insert_charges(
+        session,
+        [
+            charge_row(c, posted.id, run_id, now)
+            for c, posted in zip(lines, results, strict=True)
+            if posted.created
+        ],
+    )
+    return [posted.created for posted in results]
 
 
 # --------------------------------------------------------------------------- the run

@@ -9,39 +9,28 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from billing import accounts, dictionaries, ledger, operators, subscribers
+from billing import accounts, ledger, subscribers
 from billing.audit import Actor
 from billing.books import book_account
-from billing.catalog import assign_tariff, import_catalog
+from billing.catalog import assign_tariff
 from billing.charge_run import run_charges
 from billing.db.charges import Charge, ChargeRun
 from billing.db.customers import Account
 from billing.db.services import Service
-from billing.permissions import resolve_actor
+from tests.charge_world import charging_operator
 
-GOLDEN = Path(__file__).parent / "golden" / "charges"
 DAY = date(2027, 1, 1)
 
 
 @pytest.fixture
 def actor(sessions: sessionmaker[Session]) -> Actor:
-    with sessions.begin() as s:
-        operators.bootstrap(s, Actor(None, "tester", None, "test"), "tester", "Tester")
-        found = resolve_actor(s, "tester", source="test")
-        for kind, code in [("subscriber_category", "residential"), ("region", "north")]:
-            dictionaries.add(s, found, kind, code, code.title())
-        dictionaries.add(s, found, "adjustment_reason", "goodwill", "Goodwill")
-        import_catalog(
-            s, (GOLDEN / "catalog.toml").read_text(), "catalog.toml", found, today=date(2026, 12, 1)
-        )
-    return found
+    return charging_operator(sessions)
 
 
 def _service(sessions: sessionmaker[Session], actor: Actor) -> int:

@@ -17,18 +17,17 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from billing import accounts, dictionaries, operators, service_lifecycle, subscribers
+from billing import accounts, service_lifecycle, subscribers
 from billing.audit import Actor
-from billing.catalog import assign_tariff, import_catalog
+from billing.catalog import assign_tariff
 from billing.charge_run import ChargeRunResult, run_charges, show_run
 from billing.db.charges import Charge, ChargeMark, ChargeRun
 from billing.db.ledger import LedgerTransaction
 from billing.db.lifecycle import ServiceStatusChange
 from billing.db.services import Service
 from billing.db.sessions import RadiusSession, SessionUsage
-from billing.permissions import resolve_actor
+from tests.charge_world import charging_operator
 
-GOLDEN = Path(__file__).parent / "golden" / "charges"
 RULES = service_lifecycle.rules_for(UTC)
 START = date(2027, 1, 1)
 
@@ -96,16 +95,7 @@ class World:
 
 @pytest.fixture
 def world(sessions: sessionmaker[Session]) -> World:
-    with sessions.begin() as s:
-        operators.bootstrap(s, Actor(None, "tester", None, "test"), "tester", "Tester")
-        actor = resolve_actor(s, "tester", source="test")
-        for kind, code in [("subscriber_category", "residential"), ("region", "north")]:
-            dictionaries.add(s, actor, kind, code, code.title())
-        dictionaries.add(s, actor, "adjustment_reason", "goodwill", "Goodwill")
-        import_catalog(
-            s, (GOLDEN / "catalog.toml").read_text(), "catalog.toml", actor, today=date(2026, 12, 1)
-        )
-    return World(sessions, actor)
+    return World(sessions, charging_operator(sessions))
 
 
 def days(first: date, last: date) -> list[date]:

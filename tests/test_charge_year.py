@@ -39,17 +39,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from billing import accounts, charge_run, dictionaries, ledger, operators, service_lifecycle, subscribers
+from billing import accounts, charge_run, ledger, service_lifecycle, subscribers
 from billing.audit import Actor
 from billing.books import book_account
-from billing.catalog import assign_tariff, import_catalog
+from billing.catalog import assign_tariff
 from billing.db.customers import Account
 from billing.db.engine import make_engine, session_factory
 from billing.db.ledger import LedgerAccount, LedgerTransaction, Posting
@@ -58,10 +57,9 @@ from billing.db.services import Service
 from billing.db.sessions import RadiusSession, SessionUsage
 from billing.invariants import check_ledger
 from billing.lifecycle_rules import DEFAULT_RULES
-from billing.permissions import resolve_actor
+from tests.charge_world import GOLDEN, charging_operator
 from tests.conftest import Templates
 
-GOLDEN = Path(__file__).parent / "golden" / "charges"
 RULES = service_lifecycle.rules_for(UTC)
 FIRST, LAST = date(2027, 1, 1), date(2028, 1, 1)
 DAYS = tuple(FIRST + timedelta(n) for n in range((LAST - FIRST).days + 1))
@@ -548,16 +546,7 @@ def year(request: pytest.FixtureRequest, templates: Templates) -> Iterator[Year]
 
 def operator(sessions: sessionmaker[Session]) -> Actor:
     """The operator running everything, the dictionaries and the catalog of tests/golden/charges."""
-    with sessions.begin() as s:
-        operators.bootstrap(s, Actor(None, "tester", None, "test"), "tester", "Tester")
-        actor = resolve_actor(s, "tester", source="test")
-        for kind, code in [("subscriber_category", "residential"), ("region", "north")]:
-            dictionaries.add(s, actor, kind, code, code.title())
-        dictionaries.add(s, actor, "adjustment_reason", "goodwill", "Goodwill")
-        import_catalog(
-            s, (GOLDEN / "catalog.toml").read_text(), "catalog.toml", actor, today=date(2026, 12, 1)
-        )
-    return actor
+    return charging_operator(sessions)
 
 
 def run_year(year: Year) -> Year:

@@ -108,6 +108,30 @@ class StagedCharge(NamedTuple):
     effective_at: datetime
 
 
+def charge_row(
+    line: StagedCharge, transaction_id: int, run_id: int | None, created_at: datetime
+) -> ChargeRow:
+    """The ``charges`` row (:data:`CHARGE_COLUMNS` order) of a line posted as ``transaction_id``."""
+    return (
+        line.idempotency_key,
+        line.service_id,
+        line.account_id,
+        line.kind,
+        line.due_on,
+        line.period_start,
+        line.period_end,
+        line.tariff_code,
+        line.tariff_version,
+        line.fingerprint,
+        line.amount,
+        line.currency,
+        line.description,
+        transaction_id,
+        run_id,
+        created_at,
+    )
+
+
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS charge_stage (
     seq int, idempotency_key text, service_id bigint, account_id bigint,

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from billing.db.base import BigId
+from billing.db.migration_grants import grant, revoke
 from billing.db.types import UtcDateTime
 
 revision = "0004"
@@ -177,7 +178,7 @@ def upgrade() -> None:
     op.create_index("ix_provisioning_tasks_state", "provisioning_tasks", ["state", "id"], unique=False)
     _forbid_changes()
     _seed_reasons()
-    _grant_permissions()
+    grant(PERMISSIONS)
 
 
 def _forbid_changes() -> None:
@@ -224,19 +225,8 @@ def _seed_reasons() -> None:
         op.execute(entries.insert().values(rows))
 
 
-def _grant_permissions() -> None:
-    for permission, roles in PERMISSIONS.items():
-        names = ", ".join(f"'{role}'" for role in roles)
-        op.execute(
-            "INSERT INTO role_permissions (role_id, permission) "
-            f"SELECT id, '{permission}' FROM roles WHERE name IN ({names})"
-        )
-
-
 def downgrade() -> None:
-    op.execute(
-        "DELETE FROM role_permissions WHERE permission IN (" + ", ".join(f"'{p}'" for p in PERMISSIONS) + ")"
-    )
+    revoke(PERMISSIONS)
     if op.get_bind().dialect.name == "postgresql":
         for table in APPEND_ONLY:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from billing.db.base import BigId
+from billing.db.migration_grants import grant, revoke
 from billing.db.types import UtcDateTime
 
 revision = "0005"
@@ -144,12 +145,7 @@ def _add_service_columns() -> None:
 
 
 def _grant_permissions() -> None:
-    for permission, roles in PERMISSIONS.items():
-        names = ", ".join(f"'{role}'" for role in roles)
-        op.execute(
-            "INSERT INTO role_permissions (role_id, permission) "
-            f"SELECT id, '{permission}' FROM roles WHERE name IN ({names})"
-        )
+    grant(PERMISSIONS)
 
 
 def downgrade() -> None:
@@ -157,9 +153,7 @@ def downgrade() -> None:
         # SQLite cannot drop a column that a CHECK or REFERENCES names, and rebuilding
         # ``services`` with foreign keys on would cascade into service_macs: restore a backup.
         raise NotImplementedError("downgrading below 0005 is not supported on SQLite; restore a backup")
-    op.execute(
-        "DELETE FROM role_permissions WHERE permission IN (" + ", ".join(f"'{p}'" for p in PERMISSIONS) + ")"
-    )
+    revoke(PERMISSIONS)
     op.drop_constraint(op.f("ck_services_billing_anchor_day"), "services", type_="check")
     op.drop_constraint(op.f("fk_services_promotion_code_promotions"), "services", type_="foreignkey")
     op.drop_constraint(op.f("fk_services_tariff_code_tariffs"), "services", type_="foreignkey")

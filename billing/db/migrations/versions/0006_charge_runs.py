@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from billing.db.base import BigId
+from billing.db.migration_grants import grant, revoke
 from billing.db.types import Money, UtcDateTime
 
 revision = "0006"
@@ -122,18 +123,11 @@ def upgrade() -> None:
     op.create_index("ix_charges_account", "charges", ["account_id"], unique=False)
     op.create_index("ix_charges_run", "charges", ["run_id"], unique=False)
     op.create_index("ix_charges_service", "charges", ["service_id", "period_start"], unique=False)
-    for permission, roles in PERMISSIONS.items():
-        names = ", ".join(f"'{role}'" for role in roles)
-        op.execute(
-            "INSERT INTO role_permissions (role_id, permission) "
-            f"SELECT id, '{permission}' FROM roles WHERE name IN ({names})"
-        )
+    grant(PERMISSIONS)
 
 
 def downgrade() -> None:
-    op.execute(
-        "DELETE FROM role_permissions WHERE permission IN (" + ", ".join(f"'{p}'" for p in PERMISSIONS) + ")"
-    )
+    revoke(PERMISSIONS)
     op.drop_index("ix_charges_service", table_name="charges")
     op.drop_index("ix_charges_run", table_name="charges")
     op.drop_index("ix_charges_account", table_name="charges")

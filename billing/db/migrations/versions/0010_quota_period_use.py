@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from billing.db.base import BigId
+from billing.db.migration_grants import grant, revoke
 
 revision = "0010"
 down_revision = "0009"
@@ -54,17 +55,10 @@ def upgrade() -> None:
         ["service_id", "period_start"],
         unique=False,
     )
-    for permission, roles in PERMISSIONS.items():
-        names = ", ".join(f"'{role}'" for role in roles)
-        op.execute(
-            "INSERT INTO role_permissions (role_id, permission) "
-            f"SELECT id, '{permission}' FROM roles WHERE name IN ({names})"
-        )
+    grant(PERMISSIONS)
 
 
 def downgrade() -> None:
-    op.execute(
-        "DELETE FROM role_permissions WHERE permission IN (" + ", ".join(f"'{p}'" for p in PERMISSIONS) + ")"
-    )
+    revoke(PERMISSIONS)
     op.drop_index("ix_quota_period_use_service_period", table_name="quota_period_use")
     op.drop_table("quota_period_use")

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from billing.db.base import BigId
+from billing.db.migration_grants import grant, revoke
 from billing.db.types import Money, UtcDateTime
 
 revision = "0012"
@@ -94,18 +95,11 @@ def upgrade() -> None:
     with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.create_index("ix_payments_account", ["account_id", "paid_at"], unique=False)
         batch_op.create_index("ix_payments_source_paid", ["source", "paid_at"], unique=False)
-    for permission, roles in PERMISSIONS.items():
-        names = ", ".join(f"'{role}'" for role in roles)
-        op.execute(
-            "INSERT INTO role_permissions (role_id, permission) "
-            f"SELECT id, '{permission}' FROM roles WHERE name IN ({names})"
-        )
+    grant(PERMISSIONS)
 
 
 def downgrade() -> None:
-    op.execute(
-        "DELETE FROM role_permissions WHERE permission IN (" + ", ".join(f"'{p}'" for p in PERMISSIONS) + ")"
-    )
+    revoke(PERMISSIONS)
     with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.drop_index("ix_payments_source_paid")
         batch_op.drop_index("ix_payments_account")
