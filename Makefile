@@ -7,6 +7,8 @@
 #                            (figures, not tests; about 10 minutes)
 #   make bench-charge        1M-subscription charge run on PostgreSQL (and SQLite, smaller): run,
 #                            re-run, longest payment wait
+#   make bench-payments      SOAP pay/s into billingd on PostgreSQL from concurrent clients, p50/p99,
+#                            and latency at 200 pay/s (about 3 minutes)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -15,7 +17,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 50
 DEMO_CONFIG := conf/demo.toml
 
-.PHONY: demo test lint bench bench-ledger bench-radius bench-snapshot bench-charge clean
+.PHONY: demo test lint bench bench-ledger bench-radius bench-snapshot bench-charge bench-payments clean
 
 $(STAMP): setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (spyne does not import on 3.12+); set PYTHON=")'
@@ -49,6 +51,9 @@ bench-snapshot: $(STAMP)
 
 bench-charge: $(STAMP)
 	$(BIN)/python bench/charge_run.py
+
+bench-payments: $(STAMP)
+	$(BIN)/python bench/payments.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

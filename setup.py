@@ -13,7 +13,7 @@ setup(
     package_data={"billing.db": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"]},
     install_requires=[
         "pyrad>=2.6,<3",
-        "twisted>=24.3,<27",
+        "twisted[tls]>=24.3,<27",  # [tls]: pyOpenSSL and service_identity for the payment API's TLS listener
         "sqlalchemy>=2.0.30,<2.2",
         "alembic>=1.13,<2",
         "psycopg[binary]>=3.2,<3.4",
@@ -26,6 +26,7 @@ setup(
         "rich>=13,<16",  # CLI: readable tables and progress bars
         "pycryptodome>=3.20,<5",  # MD4/DES for MS-CHAPv2 (OpenSSL 3 dropped MD4)
         "prometheus-client>=0.20,<1",  # the metrics endpoint: exposition format done right
+        "zeep>=4.2,<5",  # the bank simulator's SOAP client: a real WSDL consumer, as banks use
     ],
     extras_require={
         "test": [

@@ -27,7 +27,7 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,6 +46,7 @@ from aaa.settings import (
     NasClient,
     WalledGarden,
 )
+from billing.payment_settings import BankSettings, PaymentSettings
 
 __all__ = [
     "CURRENCY_MINOR_UNITS",
@@ -212,6 +213,7 @@ class Config:
     logging: LoggingSettings
     cli: CliSettings
     aaa: AaaSettings
+    payments: PaymentSettings
     source: Path
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -458,6 +460,93 @@ _CATEGORY_POLICY = Section(
     build=lambda category, **actions: (category, CategoryPolicy(**actions)),
 )
 
+_BANK_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def _bank_code(value: str) -> str:
+    if not _BANK_CODE.match(value) or value == "cashier":
+        raise _Rejected()
+    return value
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def _payments(
+    *,
+    tls_certificate: str | None,
+    tls_private_key: str | None,
+    bank: tuple[BankSettings, ...] | None,
+    **values: Any,
+) -> PaymentSettings:
+    return PaymentSettings(
+        tls_certificate=Path(tls_certificate) if tls_certificate else None,
+        tls_private_key=Path(tls_private_key) if tls_private_key else None,
+        banks=bank or (),
+        **values,
+    )
+
+
+def _check_payments(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    if values["plain_http"] and not _loopback(values["listen_address"]):
+        problems.append(
+            ("plain_http", "plain HTTP is served only on a loopback listen_address; use TLS or set false")
+        )
+    if (values["tls_certificate"] is None) != (values["tls_private_key"] is None):
+        problems.append(("tls_private_key", "tls_certificate and tls_private_key go together"))
+    for key in ("tls_certificate", "tls_private_key"):
+        if values[key] is not None and not Path(values[key]).is_file():
+            problems.append((key, f"no such file: {values[key]}"))
+    if values["plain_http"] and values["tls_certificate"] and values["http_port"] == values["tls_port"] != 0:
+        problems.append(("tls_port", "must differ from http_port"))
+    codes = [b.code for b in values["bank"] or ()]
+    for code in sorted({c for c in codes if codes.count(c) > 1}):
+        problems.append(("bank", f"bank code {code!r} is used more than once"))
+    return problems
+
+
+_BANK = Section(
+    "bank",
+    {
+        "code": Key(
+            Kind.STR,
+            required=True,
+            convert=_bank_code,
+            expected="1 to 32 letters, digits, '_', '.', '-' (not \"cashier\")",
+        ),
+        "name": Key(Kind.STR, required=True),
+        "password": Key(Kind.SECRET, required=True),
+        "signing_key": Key(Kind.SECRET, required=True),
+        "allow_from": Key(
+            Kind.LIST,
+            required=True,
+            expected='an array of IP addresses or networks such as ["192.0.2.10", "198.51.100.0/28"]',
+        ),
+    },
+    build=lambda allow_from, **values: BankSettings(
+        allow_from=tuple(ip_network(a, strict=True) for a in allow_from), **values
+    ),
+    check=lambda values: [
+        ("allow_from", f"not an IP address or network: {a!r}")
+        for a in values["allow_from"] or ()
+        if not _is_network(a)
+    ],
+)
+
+
+def _is_network(value: str) -> bool:
+    try:
+        ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return True
+
+
 SCHEMA: tuple[Section, ...] = (
     Section(
         "isp",
@@ -550,6 +639,22 @@ SCHEMA: tuple[Section, ...] = (
         },
         build=_aaa,
         check=_check_aaa,
+    ),
+    Section(
+        "payments",
+        {
+            "listen_address": Key(Kind.STR, default="127.0.0.1"),
+            "plain_http": Key(Kind.BOOL, default=True),
+            "http_port": Key(Kind.INT, default=8080, **_LISTEN_PORT),
+            "tls_port": Key(Kind.INT, default=8443, **_LISTEN_PORT),
+            "tls_certificate": Key(Kind.STR, expected="a path to a PEM certificate file"),
+            "tls_private_key": Key(Kind.STR, expected="a path to a PEM private key file"),
+            "timestamp_window_s": Key(Kind.INT, default=300, low=10, high=3600, unit="seconds"),
+            "threads": Key(Kind.INT, default=20, low=1, high=200),
+            "bank": Key(Kind.TABLES, item=_BANK),
+        },
+        build=_payments,
+        check=_check_payments,
     ),
 )
 

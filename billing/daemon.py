@@ -1,9 +1,11 @@
 """``billingd``: the daemon. Reads the config, installs the asyncio reactor, runs the services.
 
-Today that is the RADIUS server (``aaa.service``); the payment API and the provisioning worker
-join it here. Signals: SIGHUP re-reads the config and reloads NAS clients and dictionaries (all
-or nothing; a bad file is logged and the running configuration stays); SIGTERM and SIGINT stop
-listening, let accounting in flight become durable, then exit.
+Today that is the RADIUS server (``aaa.service``) and, when the config names a bank, the payment
+API (``billing.payment_web``: the banks' SOAP API, the agents' check/pay); the provisioning
+worker joins them here.
+Signals: SIGHUP re-reads the config and reloads NAS clients and dictionaries (all or nothing; a
+bad file is logged and the running configuration stays); SIGTERM and SIGINT stop listening, let
+accounting in flight become durable, let payments in flight finish, then exit.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ accounting record in long runs. Measured with ``bench/radius.py`` (8-s phases): 
 2.1-3.0k records/s at 300-440 µs of CPU each with the default, 4.0-4.4k at 186-204 µs with
 these, about the same as with the collector off. Cycles are still collected.
 """
+
+
+ROLES = ("all", "aaa", "payments")
+"""What one billingd process serves (``--role``): the payment API may run as a process of its own."""
 
 
 def _install_reactor() -> Any:
@@ -82,10 +88,42 @@ def _release_holds(engine: Any) -> Any:
     return partial(release_holds_of_closed_sessions, engine)
 
 
+def _payment_api(reactor: Any, config: Any, url: str) -> tuple[Any, Any]:
+    """The payment API (``billing.payment_web``: SOAP and check/pay) and the engine of its own it uses.
+
+    Its own engine, sized to its thread pool, so a burst of payments never waits for a
+    connection the RADIUS accounting holds, nor the other way round.
+    """
+    from billing.db.engine import make_engine
+    from billing.payment_gateway import PaymentGateway
+    from billing.payment_web import PaymentWebService
+
+    engine = make_engine(
+        url,
+        pool_size=config.payments.threads,
+        statement_timeout_ms=config.database.statement_timeout_ms,
+        pre_ping=True,
+    )
+    from billing.payment_checkpay import checkpay_resource
+
+    gateway = PaymentGateway(engine, config)
+    gateway.start_group_commit()  # closed by PaymentWebService.stop, after the last request
+    web = PaymentWebService(reactor, config.payments, gateway)  # the banks' SOAP API at /payments
+    web.mount(b"checkpay", checkpay_resource(gateway, reactor, web.pool))  # the agents' check/pay
+    return web, engine
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="billingd", description=__doc__)
     parser.add_argument(
         "--config", type=Path, help="config file (default: $BILLING_CONFIG, /etc/billing/...)"
+    )
+    parser.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="what this process serves: all (default), aaa (RADIUS only) or payments (the payment API"
+        " only: run it as a process of its own, e.g. on another host or user)",
     )
     args = parser.parse_args(argv)
     reactor = _install_reactor()
@@ -114,14 +152,24 @@ def main(argv: list[str] | None = None) -> int:
         statement_timeout_ms=config.database.statement_timeout_ms,
         pre_ping=True,  # the database may restart under a long-running daemon
     )
-    service = AaaService(
-        reactor,
-        config.aaa,
-        engine,
-        listen_conninfo=_listen_conninfo(url),
-        quota_gate=_quota_gate(config),
-        after_reap=_release_holds(engine),
-    )
+    service = None
+    if args.role in ("all", "aaa"):
+        service = AaaService(
+            reactor,
+            config.aaa,
+            engine,
+            listen_conninfo=_listen_conninfo(url),
+            quota_gate=_quota_gate(config),
+            after_reap=_release_holds(engine),
+        )
+    # The payment API runs when the config names at least one bank ([[payments.bank]]).
+    payment_api, payment_engine = None, None
+    if args.role in ("all", "payments"):
+        if config.payments.banks:
+            payment_api, payment_engine = _payment_api(reactor, config, url)
+        elif args.role == "payments":
+            print("billingd: --role payments: the config names no bank ([[payments.bank]])", file=sys.stderr)
+            return 1
     outcome = {"code": 0}
 
     def started_failed(failure: Any) -> None:
@@ -135,13 +183,21 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             log.error("SIGHUP: config not reloaded, keeping the running one:\n{problems}", problems=str(exc))
             return
-        service.reload(fresh.aaa)
+        if service is not None:
+            service.reload(fresh.aaa)
 
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))
-    reactor.addSystemEventTrigger("before", "shutdown", service.stop)
-    reactor.callWhenRunning(lambda: service.start().addErrback(started_failed))
+    if service is not None:
+        aaa = service
+        reactor.addSystemEventTrigger("before", "shutdown", aaa.stop)
+        reactor.callWhenRunning(lambda: aaa.start().addErrback(started_failed))
+    if payment_api is not None:
+        reactor.addSystemEventTrigger("before", "shutdown", payment_api.stop)
+        reactor.callWhenRunning(lambda: payment_api.start().addErrback(started_failed))
     reactor.run()
     engine.dispose()
+    if payment_engine is not None:
+        payment_engine.dispose()
     return outcome["code"]
 
 

@@ -25,6 +25,10 @@ from billingd's metrics endpoint and the database. Two subscribers are there for
 business connected late in the month that never paid: out of funds but still within the
 business grace period, so active, and conf/demo.toml's business policy rejects, "out of funds").
 
+While billingd runs it also serves the banks' SOAP API (``[payments]`` in conf/demo.toml): the
+WSDL at ``http://127.0.0.1:8080/payments?wsdl``, with the demo bank's credentials printed next to
+it, for a bank's developer to try with their own SOAP tool.
+
 ``--duration`` bounds the whole run in seconds: it always stops by itself. The ports come from
 the config (0: any free port); if one is taken, the demo says which and uses free ones instead
 (``--ports auto`` always does). Exit 0, unless the catalog import or the ledger check fails or
@@ -675,6 +679,7 @@ TICK_S = 1.5  # how often the live summary is printed
 SIM_INTERIM_S = 2.0  # Interim-Update interval of the simulated BRAS
 SIM_TIMEOUT_S, SIM_RETRIES = 1.0, 2  # per request: at most 2 s, also for the final Stops
 _READY = re.compile(r"RADIUS listening on (\S+) auth (\d+) acct (\d+) metrics (\d+)")
+_PAYMENTS_READY = re.compile(r"payment API listening on \S+: http (\d+|-) tls")
 _SIM_ACCESS = re.compile(
     r"access:\s+requests (\d+), accepted (\d+), rejected (\d+), challenged \d+, timeouts (\d+)"
 )
@@ -685,11 +690,15 @@ _SIM_ACCT = re.compile(
 
 @dataclass(frozen=True)
 class Ports:
-    """billingd's listening ports; 0 = any free port (billingd logs the ones it got)."""
+    """billingd's listening ports; 0 = any free port (billingd logs the ones it got).
+
+    ``payments``: the payment API's plain HTTP port (the WSDL's), when the config has banks.
+    """
 
     auth: int
     acct: int
     metrics: int
+    payments: int = 0
 
 
 @dataclass
@@ -794,7 +803,9 @@ class AaaDemo:
             try:
                 if not self._wait_ready(billingd):
                     return 1
-                self._try_it("While it runs, try it from another terminal", self.ports.auth)
+                self._try_it(
+                    "While it runs, try it from another terminal", self.ports.auth, self.ports.payments
+                )
                 duration = min(self.deadline - time.monotonic() - TEARDOWN_S - SIM_STARTUP_S, LIVE_MAX_S)
                 simulator, sim_out = self._start_simulator(workdir, nas.secret.decode(), duration)
                 began = time.monotonic()
@@ -838,9 +849,11 @@ class AaaDemo:
     def _choose_ports(self) -> Ports:
         aaa = self.config.aaa
         wanted = Ports(0, 0, 0) if self.auto_ports else Ports(
-            aaa.listen.auth_port, aaa.listen.acct_port, aaa.metrics_port
+            aaa.listen.auth_port, aaa.listen.acct_port, aaa.metrics_port, self._payments_port()
         )  # fmt: skip
-        self.busy = busy = _busy_ports(aaa.listen.address, aaa.metrics_address, wanted)
+        self.busy = busy = _busy_ports(
+            aaa.listen.address, aaa.metrics_address, wanted, self.config.payments.listen_address
+        )
         if busy:
             for what in busy:
                 self.console.print(f"[yellow]{what} is already in use (another RADIUS server or demo?)[/]")
@@ -849,23 +862,33 @@ class AaaDemo:
         return wanted
 
     def _config_for(self, ports: Ports, workdir: Path) -> Path:
-        """The config billingd gets: the demo's own, or a copy with other ``[aaa]`` ports."""
+        """The config billingd gets: the demo's own, or a copy with other ports."""
         aaa = self.config.aaa
-        if ports == Ports(aaa.listen.auth_port, aaa.listen.acct_port, aaa.metrics_port):
+        if ports == Ports(
+            aaa.listen.auth_port, aaa.listen.acct_port, aaa.metrics_port, self._payments_port()
+        ):
             return self.config_path
         copy = workdir / self.config_path.name
         copy.write_text(_with_ports(self.config_path.read_text(encoding="utf-8"), ports), encoding="utf-8")
         return copy
 
+    def _payments_port(self) -> int:
+        """The payment API's configured plain HTTP port (0 when it is not served over plain HTTP)."""
+        payments = self.config.payments
+        return payments.http_port if payments.banks and payments.plain_http else 0
+
     def _wait_ready(self, billingd: subprocess.Popen[bytes]) -> bool:
-        """Wait for billingd's "RADIUS listening" line; on failure say why and show its log."""
+        """Wait for billingd's "RADIUS listening" line (and the payment API's, when it has banks);
+        on failure say why and show its log."""
         until = min(time.monotonic() + READY_TIMEOUT_S, self.deadline - TEARDOWN_S - MIN_LIVE_S)
         while time.monotonic() < until and billingd.poll() is None:
-            found = _READY.search(self.log_path.read_text(errors="replace"))
-            if found:
+            log = self.log_path.read_text(errors="replace")
+            found, paying = _READY.search(log), _PAYMENTS_READY.search(log)
+            if found and (paying or not self.config.payments.banks):
                 listen = found[1] if found[1] not in ("0.0.0.0", "::") else "127.0.0.1"
                 self.host = listen
-                self.ports = Ports(int(found[2]), int(found[3]), int(found[4]))
+                http = paying[1] if paying and paying[1] != "-" else "0"
+                self.ports = Ports(int(found[2]), int(found[3]), int(found[4]), int(http))
                 self.console.print(
                     f"billingd is up (pid {billingd.pid}, log {self.log_path}): RADIUS auth "
                     f"{listen}:{self.ports.auth}, accounting {listen}:{self.ports.acct},\n  metrics "
@@ -1025,8 +1048,9 @@ class AaaDemo:
         )
         self.console.print(table)
 
-    def _try_it(self, intro: str, auth_port: int | None) -> None:
-        """The radtest lines for ``auth_port`` (None: the port billingd logs when it starts)."""
+    def _try_it(self, intro: str, auth_port: int | None, http_port: int | None = None) -> None:
+        """The radtest lines for ``auth_port`` (None: the port billingd logs when it starts), and the
+        SOAP API's WSDL on ``http_port`` (None: the configured one)."""
         port = "" if auth_port == 1812 else f":{auth_port or 'PORT'}"
         secret = "testing123"
         nas = self.config.aaa.client_for("127.0.0.1")
@@ -1040,15 +1064,36 @@ class AaaDemo:
             markup=False,
             soft_wrap=True,
         )
+        self._try_soap(http_port)
+
+    def _try_soap(self, http_port: int | None) -> None:
+        """The banks' SOAP API: its WSDL and the demo bank's credentials (None: the configured port)."""
+        payments = self.config.payments
+        if not payments.banks or not payments.plain_http:
+            return
+        bank = payments.bank("demobank") or payments.banks[0]
+        port = http_port or payments.http_port or "PORT"
+        self.console.print(
+            f'The banks\' SOAP API (README "Bank SOAP API"): WSDL '
+            f"http://{payments.listen_address}:{port}/payments?wsdl\n"
+            f"  bank {bank.code!r}: HTTP Basic user {bank.code!r}, password {bank.password.reveal()!r}; "
+            f"signing key {bank.signing_key.reveal()!r} (hex HMAC-SHA256 over the fields joined by '|')",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
-def _busy_ports(listen: str, metrics_address: str, ports: Ports) -> list[str]:
+def _busy_ports(
+    listen: str, metrics_address: str, ports: Ports, payments_address: str = "127.0.0.1"
+) -> list[str]:
     """Which of the wanted ports something else holds, e.g. "UDP 127.0.0.1:1812 (RADIUS auth)"."""
     busy = []
     for what, address, port, kind in (
         ("RADIUS auth", listen, ports.auth, socket.SOCK_DGRAM),
         ("RADIUS accounting", listen, ports.acct, socket.SOCK_DGRAM),
         ("billingd metrics", metrics_address, ports.metrics, socket.SOCK_STREAM),
+        ("payment API", payments_address, ports.payments, socket.SOCK_STREAM),
     ):
         if port == 0:
             continue
@@ -1064,8 +1109,16 @@ def _busy_ports(listen: str, metrics_address: str, ports: Ports) -> list[str]:
 
 
 def _with_ports(config_text: str, ports: Ports) -> str:
-    """The config text with ``auth_port``, ``acct_port`` and ``metrics_port`` of ``[aaa]`` replaced."""
+    """The config text with ``auth_port``, ``acct_port`` and ``metrics_port`` of ``[aaa]`` replaced,
+    and ``http_port`` of ``[payments]`` when it has that key."""
     lines = config_text.splitlines()
+    payments = next((i for i, line in enumerate(lines) if line.strip() == "[payments]"), None)
+    if payments is not None:
+        for i in range(payments + 1, len(lines)):
+            if lines[i].lstrip().startswith("["):
+                break
+            if re.match(r"\s*http_port\s*=", lines[i]):
+                lines[i] = f"http_port = {ports.payments}"
     wanted = {"auth_port": ports.auth, "acct_port": ports.acct, "metrics_port": ports.metrics}
     header = next((i for i, line in enumerate(lines) if line.strip() == "[aaa]"), None)
     if header is None:

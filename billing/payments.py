@@ -100,7 +100,8 @@ def ledger_key(source: str, external_id: str) -> str:
     return f"payment:{source}:{external_id}"
 
 
-def _checked(request: PaymentRequest, currency: str, now: datetime) -> Decimal:
+def checked_amount(request: PaymentRequest, currency: str, now: datetime) -> Decimal:
+    """The request's amount, once every field of the request is checked (:class:`PaymentError`)."""
     if not SOURCE.match(request.source):
         raise PaymentError(f"source: expected 1 to 32 letters, digits, '_', '.', '-', got {request.source!r}")
     if not request.external_id.strip() or len(request.external_id) > 100:
@@ -129,33 +130,50 @@ def _checked(request: PaymentRequest, currency: str, now: datetime) -> Decimal:
     return amount
 
 
-def pay(session: Session, actor: Actor, request: PaymentRequest, *, rules: LifecycleRules) -> PaymentInfo:
-    """Record and post a payment, or return the one already recorded under its id (see module doc)."""
+def ledger_request(
+    actor: Actor, request: PaymentRequest, account: Account, amount: Decimal, debit_book: int, now: datetime
+) -> ledger.TransactionRequest:
+    """The payment's ledger transaction: ``debit_book`` (a clearing or the suspense book) to the account."""
+    return ledger.TransactionRequest(
+        idempotency_key=ledger_key(request.source, request.external_id),
+        kind="payment",
+        legs=(ledger.Leg(debit_book, amount), ledger.Leg(account.ledger_account_id, -amount)),
+        effective_at=min(request.paid_at, now),
+        description=f"payment {request.source} {request.external_id}"[:500],
+        operator_id=actor.operator_id,
+    )
+
+
+def pay(
+    session: Session,
+    actor: Actor,
+    request: PaymentRequest,
+    *,
+    rules: LifecycleRules,
+    debit_book: int | None = None,
+) -> PaymentInfo:
+    """Record and post a payment, or return the one already recorded under its id (see module doc).
+
+    The money comes from the source's clearing account, or from ``debit_book`` (a ledger account
+    id) when given: an unmatched file line assigned later comes out of the suspense book.
+    """
     now = utcnow()
     try:
         account = accounts.find(session, request.account_number)
     except accounts.AccountError:
         raise PaymentError(f"account: no account {request.account_number!r}") from None
-    amount = _checked(request, account.currency, now)
-    key = ledger_key(request.source, request.external_id)
+    amount = checked_amount(request, account.currency, now)
     existing = _find(session, request.source, request.external_id)
     if existing is not None:
         return _replay(session, existing, account, amount)
     if account.status != "active":
         raise PaymentError(f"account: account {request.account_number} is closed")
-    clearing = book_account(session, "clearing", account.currency, request.source)
+    if debit_book is None:
+        clearing = book_account(session, "clearing", account.currency, request.source)
+    else:
+        clearing = debit_book
     try:
-        posted = ledger.post(
-            session,
-            ledger.TransactionRequest(
-                idempotency_key=key,
-                kind="payment",
-                legs=(ledger.Leg(clearing, amount), ledger.Leg(account.ledger_account_id, -amount)),
-                effective_at=min(request.paid_at, now),
-                description=f"payment {request.source} {request.external_id}"[:500],
-                operator_id=actor.operator_id,
-            ),
-        )
+        posted = ledger.post(session, ledger_request(actor, request, account, amount, clearing, now))
     except ledger.IdempotencyConflict:
         raise PaymentConflict(
             f"external_id: {request.source} {request.external_id} was used for another account or amount"
@@ -180,7 +198,7 @@ def pay(session: Session, actor: Actor, request: PaymentRequest, *, rules: Lifec
     )
     session.add(payment)
     session.flush()
-    changes = _resume(session, actor, account, max(now, request.paid_at), rules)
+    changes = resume_services(session, actor, account, max(now, request.paid_at), rules)
     balance = accounts.info(session, account).balance
     session.add(
         Notification(
@@ -192,7 +210,7 @@ def pay(session: Session, actor: Actor, request: PaymentRequest, *, rules: Lifec
             created_at=now,
         )
     )
-    info = _info(payment, account.number, changes=changes)
+    info = payment_info(payment, account.number, changes=changes)
     audit.record(
         session, actor, "payments.pay", "payment", payment.id,
         after={"payment": info, "balance": balance},
@@ -205,10 +223,10 @@ def _replay(session: Session, found: Payment, account: Account, amount: Decimal)
         raise PaymentConflict(
             f"external_id: {found.source} {found.external_id} was used for another account or amount"
         )
-    return _info(found, account.number, created=False)
+    return payment_info(found, account.number, created=False)
 
 
-def _resume(
+def resume_services(
     session: Session, actor: Actor, account: Account, at: datetime, rules: LifecycleRules
 ) -> tuple[str, ...]:
     """Evaluate the account's services now that funds rose: a debt suspension may end."""
@@ -237,7 +255,7 @@ def cancel(session: Session, actor: Actor, payment_id: int, reason: str, *, time
         raise UnknownPayment(f"payment_id: no payment {payment_id}")
     number = session.scalar(select(Account.number).where(Account.id == payment.account_id)) or ""
     if payment.state == "cancelled":
-        return _info(payment, number, created=False)
+        return payment_info(payment, number, created=False)
     now = utcnow()
     received, today = payment.received_at.astimezone(time_zone).date(), now.astimezone(time_zone).date()
     if received != today:
@@ -255,7 +273,7 @@ def cancel(session: Session, actor: Actor, payment_id: int, reason: str, *, time
     payment.state, payment.cancel_transaction_id = "cancelled", reversal.id
     payment.cancelled_at, payment.cancel_reason = now, reason[:300]
     session.flush()
-    info = _info(payment, number)
+    info = payment_info(payment, number)
     audit.record(
         session,
         actor,
@@ -278,7 +296,7 @@ def find(session: Session, source: str, external_id: str) -> PaymentInfo:
     if found is None:
         raise UnknownPayment(f"external_id: no payment {external_id!r} from {source}")
     number = session.scalar(select(Account.number).where(Account.id == found.account_id)) or ""
-    return _info(found, number, created=False)
+    return payment_info(found, number, created=False)
 
 
 def show(session: Session, payment_id: int) -> PaymentInfo:
@@ -287,7 +305,7 @@ def show(session: Session, payment_id: int) -> PaymentInfo:
     if found is None:
         raise UnknownPayment(f"payment_id: no payment {payment_id}")
     number = session.scalar(select(Account.number).where(Account.id == found.account_id)) or ""
-    return _info(found, number, created=False)
+    return payment_info(found, number, created=False)
 
 
 def list_payments(
@@ -300,12 +318,13 @@ def list_payments(
     if source is not None:
         query = query.where(Payment.source == source)
     rows = session.execute(query.order_by(Payment.id.desc()).limit(limit))
-    return [_info(payment, number, created=False) for payment, number in rows]
+    return [payment_info(payment, number, created=False) for payment, number in rows]
 
 
-def _info(
+def payment_info(
     payment: Payment, number: str, *, created: bool = True, changes: tuple[str, ...] = ()
 ) -> PaymentInfo:
+    """A stored payment as returned to callers; ``created`` False when it was recorded before."""
     return PaymentInfo(
         payment.id,
         payment.source,

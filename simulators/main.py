@@ -1,9 +1,10 @@
 """The ``billing-sim`` entry point: run a protocol simulator from the command line.
 
 argparse, not click: the simulators are test and demo tools that should start at once and
-depend on as little as possible.  One subcommand per simulator (``bras`` for now); each
+depend on as little as possible.  One subcommand per simulator (``bras``, ``bank``); each
 parses its options into the simulator's config, runs for a bounded time and prints a
-summary.  Exit codes: 0 ran, 1 bad input (subscriber file, spec), 2 usage error.
+summary.  Exit codes: 0 ran, 1 bad input (subscriber file, spec), 2 usage error, 3 (``bank``)
+the server broke a promise (a repeated payment answered another id, a forged one accepted).
 """
 
 from __future__ import annotations
@@ -133,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bras.add_argument("--seed", type=int, help="random seed (CHAP challenges, churn)")
     bras.set_defaults(handler=_run_bras)
+    from simulators.bank import add_parser as add_bank_parser  # its heavy imports are lazy
+
+    add_bank_parser(commands, _positive)
     return parser
 
 

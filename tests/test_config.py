@@ -64,7 +64,12 @@ def keyed(problems: list[Problem]) -> dict[str, str]:
 
 @pytest.mark.parametrize("name", ["billing.toml", "demo.toml"])
 def test_shipped_config_loads_cleanly(name: str) -> None:
-    config = load_config(REPO / "conf" / name, env={"BILLING_NAS_SECRET": "a-shared-secret"})
+    env = {
+        "BILLING_NAS_SECRET": "a-shared-secret",
+        "BILLING_BANK1_PASSWORD": "pw",
+        "BILLING_BANK1_SIGNING_KEY": "k",
+    }
+    config = load_config(REPO / "conf" / name, env=env)
     assert isinstance(config, Config)
     assert config.source == REPO / "conf" / name
 
@@ -442,3 +447,43 @@ def test_aaa_problems_name_the_nested_key(
     problems = keyed(problems_of(write(tmp_path, MINIMAL + AAA.replace(*change)), env={"NAS2": "x-secret"}))
     assert key in problems, problems
     assert fragment in problems[key]
+
+
+BANK = """
+[[payments.bank]]
+code = "{code}"
+name = "Bank"
+password = "pw"
+signing_key = "key"
+allow_from = [{allow}]
+"""
+
+
+def test_payment_banks_are_built_with_their_networks_and_secrets(tmp_path: Path) -> None:
+    text = MINIMAL + BANK.format(code="bank1", allow='"192.0.2.10", "198.51.100.0/28"')
+    config = load_config(write(tmp_path, text), env={})
+    bank = config.payments.bank("bank1")
+    assert bank is not None and config.payments.bank("bank2") is None
+    assert bank.allows("192.0.2.10") and bank.allows("198.51.100.15") and not bank.allows("198.51.100.16")
+    assert bank.password.reveal() == "pw" and "pw" not in repr(bank)
+    assert not config.payments.tls and config.payments.http_port == 8080
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ('[payments]\nlisten_address = "192.0.2.1"\n', "payments.plain_http", "only on a loopback"),
+        ('[payments]\ntls_certificate = "cert.pem"\n', "payments.tls_private_key", "go together"),
+        ('[payments]\ntls_certificate = "c.pem"\ntls_private_key = "k.pem"\n', "payments.tls_certificate",
+         "no such file"),
+        (BANK.format(code="cashier", allow='"127.0.0.1"'), "payments.bank[0].code", 'not "cashier"'),
+        (BANK.format(code="b1", allow='"300.1.1.1"'), "payments.bank[0].allow_from", "not an IP address"),
+        (BANK.format(code="b1", allow='"127.0.0.1"') * 2, "payments.bank", "used more than once"),
+    ],
+)  # fmt: skip
+def test_payment_settings_errors_name_the_key_and_expectation(
+    tmp_path: Path, text: str, key: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, MINIMAL + text), env={})
+    assert f"{key}: " in str(error.value) and expected in str(error.value)

@@ -17,8 +17,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,7 +51,10 @@ def _free_port(kind: int) -> int:
 def _demo_config(tmp: Path) -> tuple[Path, Ports]:
     """conf/demo.toml with a temporary database and journal, and free ports."""
     ports = Ports(
-        _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
+        _free_port(socket.SOCK_DGRAM),
+        _free_port(socket.SOCK_DGRAM),
+        _free_port(socket.SOCK_STREAM),
+        _free_port(socket.SOCK_STREAM),
     )
     text = (REPO / "conf" / "demo.toml").read_text(encoding="utf-8")
     text = text.replace('"sqlite:///var/demo.db"', f'"sqlite:///{tmp / "demo.db"}"')
@@ -85,6 +90,7 @@ class DemoRun:
     config: Path
     database: str
     left_behind: dict[int, str]
+    wsdl: str | None  # the payment API's WSDL as fetched while the demo ran (None: never served)
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +111,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
+    wsdl: list[str] = []  # a bank's developer fetching the WSDL while the demo runs
+    fetcher = threading.Thread(target=_fetch_wsdl, args=(ports.payments, process, wsdl), daemon=True)
+    fetcher.start()
     try:
         out, _ = process.communicate(timeout=DURATION + SET_UP + 30)
     except subprocess.TimeoutExpired:
@@ -120,7 +129,28 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     for pid in left:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-    return DemoRun(process.returncode, out.decode(errors="replace"), elapsed, ports, config, database, left)
+    fetcher.join(timeout=5)
+    return DemoRun(
+        process.returncode,
+        out.decode(errors="replace"),
+        elapsed,
+        ports,
+        config,
+        database,
+        left,
+        wsdl[0] if wsdl else None,
+    )
+
+
+def _fetch_wsdl(port: int, process: subprocess.Popen[bytes], into: list[str]) -> None:
+    """Poll the payment API's WSDL until it answers once or the demo ends."""
+    while process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/payments?wsdl", timeout=2) as reply:
+                into.append(reply.read().decode())
+                return
+        except OSError:
+            time.sleep(0.25)
 
 
 def test_the_demo_runs_billingd_and_the_simulator_and_stops_in_time(demo: DemoRun) -> None:
@@ -139,6 +169,16 @@ def test_the_demo_runs_billingd_and_the_simulator_and_stops_in_time(demo: DemoRu
     assert f"radtest demo demo 127.0.0.1:{ports.auth} 0 testing123" in out
     assert f"radtest broke broke 127.0.0.1:{ports.auth} 0 testing123" in out
     assert demo.left_behind == {}, f"left behind: {demo.left_behind}"
+
+
+def test_the_banks_soap_wsdl_is_served_while_the_demo_runs_and_its_credentials_are_printed(
+    demo: DemoRun,
+) -> None:
+    assert demo.wsdl is not None, demo.text[-3000:]
+    for operation in ("Lookup", "Pay", "Cancel", "Status", "UploadRegistry"):
+        assert f'<wsdl:operation name="{operation}"' in demo.wsdl
+    assert f"WSDL http://127.0.0.1:{demo.ports.payments}/payments?wsdl" in demo.text
+    assert "password 'demobank-password'; signing key 'demobank-signing-key'" in demo.text
 
 
 def test_every_day_of_the_month_is_billed_by_one_charge_run_that_posts_all_charges(demo: DemoRun) -> None:
@@ -277,10 +317,12 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
     assert _busy_ports("127.0.0.1", "127.0.0.1", Ports(0, 0, 0)) == []
 
 
-def test_ports_are_replaced_in_the_aaa_table_only() -> None:
+def test_ports_are_replaced_in_the_aaa_table_and_the_payment_apis_http_port_only() -> None:
     text = (REPO / "conf" / "demo.toml").read_text(encoding="utf-8")
-    changed = tomllib.loads(_with_ports(text, Ports(0, 1, 2)))
+    changed = tomllib.loads(_with_ports(text, Ports(0, 1, 2, 3)))
     original = tomllib.loads(text)
+    assert changed["payments"]["http_port"] == 3
+    del changed["payments"]["http_port"], original["payments"]["http_port"]
     assert (changed["aaa"]["auth_port"], changed["aaa"]["acct_port"], changed["aaa"]["metrics_port"]) == (
         0,
         1,

@@ -14,7 +14,9 @@ from billing.cli import audit, check, config, db, dictionaries, ledger, operator
 from billing.cli import charges as charge_commands
 from billing.cli import payments as payment_commands
 from billing.cli import quota as quota_commands
+from billing.cli import reconcile as reconcile_commands
 from billing.cli import services as service_commands
+from billing.cli import unmatched as unmatched_commands
 from billing.cli.context import AppState
 
 ROOT_HELP = """Administer the ISP billing server: subscribers, money, dictionaries, operators, audit.
@@ -41,6 +43,7 @@ Exit codes:
   1  error (bad input, unknown record, refused by a rule; nothing was written)
   2  usage error (unknown option, missing argument)
   3  permission denied (or your login is not an operator)
+  4  partly done: some lines of an imported file were bad (named), the others were imported
 """
 
 
@@ -78,6 +81,9 @@ for _group in (
     tariffs.group,
     charge_commands.group,
     payment_commands.group,
+    unmatched_commands.group,
+    reconcile_commands.registry_group,
+    reconcile_commands.reconcile,
     quota_commands.group,
     dictionaries.group,
     operators.group,

@@ -25,6 +25,8 @@ class Customer(Base):
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200), index=True)
     tax_id: Mapped[str | None] = mapped_column(String(64))
+    contract_number: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """The contract's number as printed on it; bank payments may quote it (payment files)."""
     category_id: Mapped[int] = mapped_column(ForeignKey("dictionary_entries.id"), index=True)
     region_id: Mapped[int] = mapped_column(ForeignKey("dictionary_entries.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="active")
