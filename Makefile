@@ -8,7 +8,8 @@
 #   make bench-charge        1M-subscription charge run on PostgreSQL (and SQLite, smaller): run,
 #                            re-run, longest payment wait
 #   make bench-payments      SOAP pay/s into billingd on PostgreSQL from concurrent clients, p50/p99,
-#                            and latency at 200 pay/s (about 3 minutes)
+#                            and latency at 200 pay/s, one API process then two (about 6 minutes)
+#   make bench-import        a 1,000,000-line bank statement imported on PostgreSQL, then again (~5 min)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -17,7 +18,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 50
 DEMO_CONFIG := conf/demo.toml
 
-.PHONY: demo test lint bench bench-ledger bench-radius bench-snapshot bench-charge bench-payments clean
+.PHONY: demo test lint bench bench-ledger bench-radius bench-snapshot bench-charge bench-payments bench-import clean
 
 $(STAMP): setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (spyne does not import on 3.12+); set PYTHON=")'
@@ -54,6 +55,10 @@ bench-charge: $(STAMP)
 
 bench-payments: $(STAMP)
 	$(BIN)/python bench/payments.py
+	$(BIN)/python bench/payments.py --api-processes 2
+
+bench-import: $(STAMP)
+	$(BIN)/python bench/payment_import.py 1000000 1
 
 clean:
 	rm -rf $(VENV) var *.egg-info

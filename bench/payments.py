@@ -40,6 +40,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -54,7 +55,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from radius import BILLINGD, DICTIONARIES, Processes, _postgres_cpu_s, _proc_cpu_s, rss_mib
+from radius import BILLINGD, Processes, _postgres_cpu_s, _proc_cpu_s, billingd_config, rss_mib
 from radius_seed import DEFAULT_ADMIN_URL, BenchDatabase
 
 from billing.payment_auth import amount_text, pay_fields, signature
@@ -287,7 +288,7 @@ def run_phase(
     clients: int,
     seconds: float,
     rate: float | None,
-    server_pid: int,
+    server_pids: Sequence[int],
 ) -> Phase:
     """Send ``requests`` from ``processes`` × (``clients`` / ``processes``) threads; see :func:`run_slice`."""
     start_at = time.time() + 1.0
@@ -299,7 +300,7 @@ def run_phase(
             [start_at + (k + j * processes) / rate for j in range(len(slices[k]))] for k in range(processes)
         ]
     threads = max(1, clients // processes)
-    server0, pg0 = _proc_cpu_s(server_pid), _postgres_cpu_s()
+    server0, pg0 = _cpu_s(server_pids), _postgres_cpu_s()
     ctx = multiprocessing.get_context("fork")
     out: Any = ctx.Queue()
     workers = [
@@ -328,7 +329,7 @@ def run_phase(
             if w.is_alive():
                 w.kill()
             w.join(5)
-    server_cpu, pg_cpu = _proc_cpu_s(server_pid) - server0, _postgres_cpu_s() - pg0
+    server_cpu, pg_cpu = _cpu_s(server_pids) - server0, _postgres_cpu_s() - pg0
     first = min(r.first_sent for r in results)
     last = max(r.last_done for r in results)
     return Phase(
@@ -348,41 +349,35 @@ def run_phase(
 # --------------------------------------------------------------------------- billingd
 
 
+def _cpu_s(pids: Sequence[int]) -> float:
+    return sum(_proc_cpu_s(pid) for pid in pids)
+
+
+def _rss(pids: Sequence[int]) -> float:
+    return sum(rss_mib(pid) for pid in pids)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def start_billingd(
-    procs: Processes, db_url: str, tmp: Path, threads: int, role: str
-) -> tuple[int, float, int]:
-    """billingd with the payment API on 127.0.0.1 (port 0): its HTTP port, time to ready, pid."""
-    config = tmp / "billing.toml"
-    config.write_text(
-        f"""
-[isp]
-name = "Bench ISP"
-currency = "EUR"
-time_zone = "UTC"
+    procs: Processes, db_url: str, tmp: Path, threads: int, role: str, instances: int = 1
+) -> tuple[int, float, list[int]]:
+    """billingd with the payment API on 127.0.0.1: its HTTP port, time to ready, pids.
 
-[database]
-url = "{db_url}"
-
-[logging]
-level = "info"
-
-[aaa]
-auth_port = 0
-acct_port = 0
-metrics_port = 0
-dictionary_dir = "{DICTIONARIES}"
-journal_dir = "{tmp / "journal"}"
-
-[[aaa.nas]]
-name = "bench"
-address = "127.0.0.1"
-secret = "bench-secret-123"
-vendor = "mikrotik"
-
+    ``instances`` > 1 starts that many ``billingd --role payments`` on one port (SO_REUSEPORT).
+    """
+    config = billingd_config(
+        db_url,
+        tmp,
+        more=f"""
 [payments]
 listen_address = "127.0.0.1"
 plain_http = true
-http_port = 0
+http_port = {_free_port() if instances > 1 else 0}
 threads = {threads}
 
 [[payments.bank]]
@@ -392,18 +387,23 @@ password = "{PASSWORD}"
 signing_key = "{KEY}"
 allow_from = ["127.0.0.1/32"]
 """,
-        encoding="utf-8",
     )
-    log = tmp / "billingd.log"
     started = perf()
-    proc = procs.start("billingd", [str(BILLINGD), "--config", str(config), "--role", role], log)
-    found = None
-    while found is None and perf() < started + 120 and proc.poll() is None:
-        time.sleep(0.02)
-        found = _READY.search(log.read_bytes())
-    if found is None:
-        raise SystemExit("billingd's payment API did not start:\n" + log.read_text(errors="replace")[-3000:])
-    return int(found[1]), perf() - started, proc.pid
+    pids, port = [], 0
+    for k in range(instances):
+        log = tmp / f"billingd-{k}.log"
+        proc = procs.start("billingd", [str(BILLINGD), "--config", str(config), "--role", role], log)
+        found = None
+        while found is None and perf() < started + 120 and proc.poll() is None:
+            time.sleep(0.02)
+            found = _READY.search(log.read_bytes())
+        if found is None:
+            raise SystemExit(
+                "billingd's payment API did not start:\n" + log.read_text(errors="replace")[-3000:]
+            )
+        pids.append(proc.pid)
+        port = int(found[1])
+    return port, perf() - started, pids
 
 
 def checkpay_mounted(port: int) -> bool:
@@ -490,6 +490,13 @@ def main(argv: list[str] | None = None) -> int:
         "--rates", default="200,50", help="fixed offered rates (pay/s); the goal is judged at 200"
     )
     ap.add_argument(
+        "--api-processes",
+        type=int,
+        default=1,
+        help="billingd --role payments processes sharing the port (SO_REUSEPORT); more than 1 needs"
+        " --role payments",
+    )
+    ap.add_argument(
         "--role",
         choices=("payments", "all"),
         default="payments",
@@ -517,10 +524,13 @@ def main(argv: list[str] | None = None) -> int:
         db = BenchDatabase(args.pg_url, args.subscribers, prefix="bench_payments")
         extra["seeding"] = f"{args.subscribers:,} funded accounts in {perf() - started:.1f} s"
         print(f"database {db.name}: {extra['seeding']}", flush=True)
-        port, ready_s, pid = start_billingd(procs, db.url, tmp, args.threads, args.role)
-        rss_ready = rss_mib(pid)
+        if args.api_processes > 1 and args.role != "payments":
+            raise SystemExit("--api-processes > 1 needs --role payments")
+        port, ready_s, pids = start_billingd(procs, db.url, tmp, args.threads, args.role, args.api_processes)
+        rss_ready = _rss(pids)
         extra["billingd"] = (
-            f"--role {args.role}, ready in {ready_s:.2f} s, payment thread pool {args.threads}"
+            f"{args.api_processes} x --role {args.role}, ready in {ready_s:.2f} s,"
+            f" payment thread pool {args.threads}"
         )
         print(f"billingd ready in {ready_s:.2f} s on port {port}", flush=True)
         protocols = ["soap"]
@@ -533,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_up = build("soap", 400, "warm", args.subscribers, rng)
         warm = run_phase(
             "warm-up", port, "soap", warm_up, processes=args.processes, clients=8, seconds=30, rate=None,
-            server_pid=pid,
+            server_pids=pids,
         )  # fmt: skip
         print(warm.line(), flush=True)
         answered += warm.ok
@@ -546,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
                     reqs = build(protocol, n, f"r{run}-{protocol}-max{c}", args.subscribers, rng)
                     phase = run_phase(f"{label} max, {c} clients", port, protocol, reqs,
                                       processes=args.processes, clients=c, seconds=args.seconds, rate=None,
-                                      server_pid=pid)  # fmt: skip
+                                      server_pids=pids)  # fmt: skip
                     print(phase.line(), flush=True)
                     answered += phase.ok
                     figures.setdefault(f"{label} pay/s, {c} clients", []).append(phase.rate)
@@ -557,14 +567,14 @@ def main(argv: list[str] | None = None) -> int:
                 reqs = build("soap", n, f"r{run}-rate{k}-{rate:.0f}", args.subscribers, rng)
                 phase = run_phase(f"SOAP @{rate:.0f}/s", port, "soap", reqs, processes=args.processes,
                                   clients=32, seconds=args.rate_seconds + 60, rate=rate,
-                                  server_pid=pid)  # fmt: skip
-                print(phase.line() + f"; billingd RSS {rss_mib(pid):.0f} MiB", flush=True)
+                                  server_pids=pids)  # fmt: skip
+                print(phase.line() + f"; billingd RSS {_rss(pids):.0f} MiB", flush=True)
                 answered += phase.ok
                 figures.setdefault(f"SOAP @{rate:.0f}/s achieved pay/s", []).append(phase.rate)
                 figures.setdefault(f"SOAP @{rate:.0f}/s p50 ms", []).append(phase.pct_ms(50))
                 figures.setdefault(f"SOAP @{rate:.0f}/s p99 ms", []).append(phase.pct_ms(99))
 
-        extra["billingd RSS"] = f"{rss_ready:.0f} MiB when ready, {rss_mib(pid):.0f} MiB after the load"
+        extra["billingd RSS"] = f"{rss_ready:.0f} MiB when ready, {_rss(pids):.0f} MiB after the load"
         assert db.engine is not None
         from sqlalchemy import text
         from sqlalchemy.orm import Session
@@ -580,11 +590,11 @@ def main(argv: list[str] | None = None) -> int:
         with Session(db.engine) as s:
             violations = check_ledger(s)
         extra["ledger invariants"] = "hold" if not violations else f"BROKEN: {violations[:3]}"
-        code = procs.stop(next(p for name, p in procs.started if name == "billingd"))
-        log = (tmp / "billingd.log").read_text(errors="replace")
+        codes = [procs.stop(p) for name, p in procs.started if name == "billingd"]
+        log = "".join(path.read_text(errors="replace") for path in sorted(tmp.glob("billingd-*.log")))
         errors = [line for line in log.splitlines() if "error" in line.lower() or "Traceback" in line]
-        extra["billingd stop"] = f"exit {code}" + (f"; log errors {len(errors)}, first: {errors[0][:200]}"
-                                                   if errors else "")  # fmt: skip
+        extra["billingd stop"] = f"exit {', '.join(map(str, codes))}" + (
+            f"; log errors {len(errors)}, first: {errors[0][:200]}" if errors else "")  # fmt: skip
         report(figures, extra, args.repeat)
         print(f"\n  total run time {perf() - run_started:.0f} s")
         ok = True
@@ -596,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if db is not None:
             print(_activity(db), file=sys.stderr)
-        log = tmp / "billingd.log"
+        log = tmp / "billingd-0.log"
         if log.exists():
             tail = log.read_text(errors="replace").splitlines()[-15:]
             print("billingd log, last lines:\n" + "\n".join(tail), file=sys.stderr)

@@ -489,9 +489,8 @@ def rss_mib(pid: int) -> float:
 _READY = re.compile(rb"RADIUS listening on \S+ auth (\d+) acct (\d+) metrics (\d+)")
 
 
-def start_billingd(
-    procs: Processes, db_url: str, tmp: Path, users: int
-) -> tuple[Target, float, subprocess.Popen[bytes]]:
+def billingd_config(db_url: str, tmp: Path, *, secret: str = SECRET, more: str = "") -> Path:
+    """A billingd config for a bench: RADIUS on free ports, one NAS on loopback, then ``more``."""
     config = tmp / "billing.toml"
     config.write_text(
         f"""
@@ -516,11 +515,18 @@ journal_dir = "{tmp / "journal"}"
 [[aaa.nas]]
 name = "bench"
 address = "127.0.0.1"
-secret = "{SECRET}"
+secret = "{secret}"
 vendor = "mikrotik"
-""",
+{more}""",
         encoding="utf-8",
     )
+    return config
+
+
+def start_billingd(
+    procs: Processes, db_url: str, tmp: Path, users: int
+) -> tuple[Target, float, subprocess.Popen[bytes]]:
+    config = billingd_config(db_url, tmp)
     log = tmp / "billingd.log"
     started = perf()
     proc = procs.start("billingd", [str(BILLINGD), "--config", str(config)], log)

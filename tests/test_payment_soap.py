@@ -11,10 +11,8 @@ serialises writers anyway).
 from __future__ import annotations
 
 import re
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +27,6 @@ import pytest
 import requests
 import zeep
 from lxml import etree
-from payment_tls import self_signed_pair
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from zeep.plugins import HistoryPlugin
@@ -43,7 +40,6 @@ from billing.db.ledger import LedgerTransaction
 from billing.db.lifecycle import ProvisioningTask
 from billing.db.payments import Payment
 from billing.db.services import Service
-from billing.invariants import check_ledger
 from billing.payment_auth import (
     cancel_fields,
     lookup_fields,
@@ -54,14 +50,13 @@ from billing.payment_auth import (
 )
 from billing.payment_soap import FAULT_TEXT, TNS
 from billing.payments import ledger_key
+from tests.payment_daemon import running, write_config
+from tests.payment_tls import self_signed_pair
 
-REPO = Path(__file__).resolve().parents[1]
-BILLINGD = Path(sys.executable).with_name("billingd")
 ACTOR = Actor(None, "test", None, "test")
 NOW = datetime.now(UTC)
 BANK, PASSWORD, KEY = "testbank", "pw-test", "key-test"
 FAR_BANK = "farbank"  # allowed only from 192.0.2.0/24: every request from 127.0.0.1 is refused
-_READY = re.compile(rb"payment API listening on \S+: http (\d+) tls (\d+)")
 
 
 @dataclass
@@ -199,34 +194,8 @@ def _seed(url: str) -> tuple[str, str, int]:
     return ivan, debtor, service_id
 
 
-def _config(tmp: Path, url: str, cert: Path, key: Path) -> Path:
-    path = tmp / "billing.toml"
-    path.write_text(
-        f"""
-[isp]
-name = "Test ISP"
-currency = "EUR"
-time_zone = "Europe/Berlin"
-
-[database]
-url = "{url}"
-
-[logging]
-level = "info"
-
-[aaa]
-auth_port = 0
-acct_port = 0
-metrics_port = 0
-dictionary_dir = "{REPO / "conf" / "dictionaries"}"
-journal_dir = "{tmp / "journal"}"
-
-[[aaa.nas]]
-name = "lo"
-address = "127.0.0.1"
-secret = "testing123"
-vendor = "mikrotik"
-
+def _payments(cert: Path, key: Path) -> str:
+    return f"""
 [payments]
 listen_address = "127.0.0.1"
 plain_http = true
@@ -250,10 +219,7 @@ name = "Far Away Bank"
 password = "pw-far"
 signing_key = "key-far"
 allow_from = ["192.0.2.0/24"]
-""",
-        encoding="utf-8",
-    )
-    return path
+"""
 
 
 ROLE = {"sqlite": [], "postgresql": ["--role", "payments"]}
@@ -268,51 +234,14 @@ def daemon(
     tmp = tmp_path_factory.mktemp(f"payments-{request.param}")
     cert, key = self_signed_pair(tmp)
     ivan, debtor, debtor_service = _seed(url)
-    log = tmp / "billingd.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BILLINGD), "--config", str(_config(tmp, url, cert, key)), *ROLE[request.param]],
-            stdout=out,
-            stderr=out,
-        )
-    deadline, found = time.monotonic() + 30, None
-    while found is None and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.1)
-        found = _READY.search(log.read_bytes())
-    if found is None:
-        process.kill()
-        process.wait()
-        templates.drop(url)
-        pytest.fail("billingd's payment API did not start:\n" + log.read_text(errors="replace")[-3000:])
-    running = Daemon(
-        process,
-        log,
-        int(found[1]),
-        int(found[2]),
-        cert,
-        make_engine(url),
-        request.param,
-        ivan,
-        debtor,
-        debtor_service,
-    )
+    config = write_config(tmp, url, _payments(cert, key))
     try:
-        yield running
+        with running(config, tmp / "billingd.log", url, *ROLE[request.param]) as up:
+            yield Daemon(up.process, up.log, up.http_port, up.tls_port, cert, up.engine, request.param,
+                         ivan, debtor, debtor_service)  # fmt: skip
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
-        with Session(running.engine) as s:
-            violations = check_ledger(s)
-        running.engine.dispose()
         templates.drop(url)
-        text = log.read_text(errors="replace")
-        assert code == 0, "billingd did not stop cleanly:\n" + text[-3000:]
-        assert "payment API stopped" in text
-        assert not violations, "ledger invariants broken:\n" + "\n".join(map(str, violations))
+    assert "payment API stopped" in (tmp / "billingd.log").read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,15 +30,12 @@ from billing.db.audit import AuditEntry
 from billing.db.customers import Account as AccountRow
 from billing.db.engine import make_engine, session_factory
 from billing.db.payments import Payment
-from billing.invariants import check_ledger
 from simulators.bank import BankConfig, BankSimulator, BankStats, RegistryDiscrepancies
 from simulators.main import main
+from tests.payment_daemon import REPO, running, write_config
 
-REPO = Path(__file__).resolve().parents[2]
-BILLINGD = Path(sys.executable).with_name("billingd")
 ACTOR = Actor(None, "test", None, "test")
 BANK, PASSWORD, KEY = "simbank", "pw-sim", "key-sim"
-_READY = re.compile(rb"payment API listening on \S+: http (\d+) tls")
 
 
 @dataclass
@@ -92,34 +86,7 @@ class Daemon:
             return s.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1)) or 0
 
 
-def _config(tmp: Path, url: str) -> Path:
-    path = tmp / "billing.toml"
-    path.write_text(
-        f"""
-[isp]
-name = "Test ISP"
-currency = "EUR"
-time_zone = "Europe/Berlin"
-
-[database]
-url = "{url}"
-
-[logging]
-level = "info"
-
-[aaa]
-auth_port = 0
-acct_port = 0
-metrics_port = 0
-dictionary_dir = "{REPO / "conf" / "dictionaries"}"
-journal_dir = "{tmp / "journal"}"
-
-[[aaa.nas]]
-name = "lo"
-address = "127.0.0.1"
-secret = "testing123"
-vendor = "mikrotik"
-
+PAYMENTS = f"""
 [payments]
 listen_address = "127.0.0.1"
 plain_http = true
@@ -132,10 +99,7 @@ name = "Simulated Bank"
 password = "{PASSWORD}"
 signing_key = "{KEY}"
 allow_from = ["127.0.0.1/32"]
-""",
-        encoding="utf-8",
-    )
-    return path
+"""
 
 
 def _seed(url: str) -> None:
@@ -154,36 +118,11 @@ def daemon(
     url = templates.sqlite() if request.param == "sqlite" else templates.postgresql()
     tmp = tmp_path_factory.mktemp(f"bank-sim-{request.param}")
     _seed(url)
-    log = tmp / "billingd.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BILLINGD), "--config", str(_config(tmp, url))], stdout=out, stderr=out
-        )
-    deadline, found = time.monotonic() + 30, None
-    while found is None and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.1)
-        found = _READY.search(log.read_bytes())
-    if found is None:
-        process.kill()
-        process.wait()
-        templates.drop(url)
-        pytest.fail("billingd's payment API did not start:\n" + log.read_text(errors="replace")[-3000:])
-    running = Daemon(process, log, int(found[1]), make_engine(url))
     try:
-        yield running
+        with running(write_config(tmp, url, PAYMENTS), tmp / "billingd.log", url) as up:
+            yield Daemon(up.process, up.log, up.http_port, up.engine)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
-        with Session(running.engine) as s:
-            violations = check_ledger(s)
-        running.engine.dispose()
         templates.drop(url)
-        assert code == 0, "billingd did not stop cleanly:\n" + log.read_text(errors="replace")[-3000:]
-        assert not violations, "ledger invariants broken:\n" + "\n".join(map(str, violations))
 
 
 def _config_for(daemon: Daemon, protocol: str, prefix: str, accounts: list[str], **kw: Any) -> BankConfig:
