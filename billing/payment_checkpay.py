@@ -239,7 +239,7 @@ class CheckPay:
         try:
             ts = int(request.ts) if TS_FORMAT.fullmatch(request.ts) else 0  # else refused as stale
             if request.bank and request.bank != creds.bank:
-                raise self.gateway._refuse(  # audited like every authorization failure
+                raise self.gateway.refuse(  # audited like every authorization failure
                     "AuthFailed", f"bank parameter {request.bank[:40]!r} is not the HTTP user", creds,
                     operation, CHANNEL,
                 )  # fmt: skip

@@ -131,20 +131,20 @@ class PaymentGateway:
         bank = self.settings.bank(creds.bank)
         if bank is None or not _same(bank.password.reveal(), creds.password):
             reason = "unknown bank" if bank is None else "bad password"
-            raise self._refuse("AuthFailed", reason, creds, operation, channel)
+            raise self.refuse("AuthFailed", reason, creds, operation, channel)
         if list(fields[1:2]) != [bank.code]:  # the signed fields' bank is the authenticated one
-            raise self._refuse("AuthFailed", "request names another bank", creds, operation, channel)
+            raise self.refuse("AuthFailed", "request names another bank", creds, operation, channel)
         if not bank.allows(creds.remote_addr):
-            raise self._refuse("AuthFailed", "address not allowed", creds, operation, channel)
+            raise self.refuse("AuthFailed", "address not allowed", creds, operation, channel)
         skew = self.clock().timestamp() - timestamp
         if abs(skew) > self.settings.timestamp_window_s:
             reason = f"timestamp {timestamp} is {skew:+.0f} s from ours"
-            raise self._refuse("StaleRequest", reason, creds, operation, channel)
+            raise self.refuse("StaleRequest", reason, creds, operation, channel)
         if not signature_matches(bank.signing_key.reveal(), fields, signature):
-            raise self._refuse("BadSignature", "signature does not match", creds, operation, channel)
+            raise self.refuse("BadSignature", "signature does not match", creds, operation, channel)
         return bank
 
-    def _refuse(self, code: str, reason: str, creds: Credentials, operation: str, channel: str) -> Refused:
+    def refuse(self, code: str, reason: str, creds: Credentials, operation: str, channel: str) -> Refused:
         """Log and audit a refusal in its own transaction; the caller learns only the code."""
         log.warn(
             "payment API refused {operation} from {bank!r} at {address}: {reason}",
