@@ -1,7 +1,7 @@
 """The ``billing-sim`` entry point: run a protocol simulator from the command line.
 
 argparse, not click: the simulators are test and demo tools that should start at once and
-depend on as little as possible.  One subcommand per simulator (``bras``, ``bank``); each
+depend on as little as possible.  One subcommand per simulator (``bras``, ``bank``, ``switch``); each
 parses its options into the simulator's config, runs for a bounded time and prints a
 summary.  Exit codes: 0 ran, 1 bad input (subscriber file, spec), 2 usage error, 3 (``bank``)
 the server broke a promise (a repeated payment answered another id, a forged one accepted).
@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simulators.bank import add_parser as add_bank_parser  # its heavy imports are lazy
 
     add_bank_parser(commands, _positive)
+    from simulators.switch import add_parser as add_switch_parser  # pysnmp and Twisted load when run
+
+    add_switch_parser(commands, _positive, _port)
     return parser
 
 
