@@ -1,6 +1,7 @@
-"""Many online payments in one DB transaction, with a few statements for the whole group.
+"""Payments posted as a group in one DB transaction, with a few statements for the whole group.
 
-What: :func:`pay_many` does what :func:`billing.payments.pay` does for each request (post the
+What: :func:`pay_many` does the writing of :func:`billing.payments.pay` (which checks one request,
+then calls it with a group of one) for each request (post the
 ledger transaction under the key ``payment:{source}:{id}``, record the payment, resume services
 suspended for debt, queue the notification, audit), but with one query per kind of row for the
 group instead of a dozen round trips per payment. Any refusal (unknown or closed account, bad
@@ -36,9 +37,16 @@ from rating.money import normalize
 
 
 def pay_many(
-    session: Session, items: Sequence[tuple[Actor, PaymentRequest]], *, rules: LifecycleRules
+    session: Session,
+    items: Sequence[tuple[Actor, PaymentRequest]],
+    *,
+    rules: LifecycleRules,
+    debit_book: int | None = None,
 ) -> list[PaymentInfo]:
-    """Post each ``(actor, request)`` like :func:`billing.payments.pay`; results in request order."""
+    """Post each ``(actor, request)`` (see the module docstring); results in request order.
+
+    The money comes from each source's clearing account, or from ``debit_book`` when given.
+    """
     now = utcnow()
     numbers = sorted({request.account_number for _, request in items})
     found = {a.number: a for a in session.scalars(select(Account).where(Account.number.in_(numbers)))}
@@ -52,7 +60,7 @@ def pay_many(
         (request.source, found[request.account_number].currency): 0 for _, request in items
     }  # fmt: skip
     for source, currency in books:
-        books[source, currency] = book_account(session, "clearing", currency, source)
+        books[source, currency] = debit_book or book_account(session, "clearing", currency, source)
     requests = [
         payments.ledger_request(
             actor, request, found[request.account_number], amount,

@@ -48,7 +48,7 @@ from billing.db.payments import Notification, Payment
 from billing.db.services import Service
 from billing.db.types import utcnow
 from billing.lifecycle_rules import LifecycleRules
-from billing.payment_files import DEFAULT_PRESETS_DIR, ParsedFile, StatementLine, parse
+from billing.payment_files import DEFAULT_PRESETS_DIR, ParsedFile, StatementLine, check_currency, parse
 from billing.payment_matching import Candidate, Matcher, decide, directory_for
 from billing.payments import CLOCK_SKEW, SOURCE, PaymentError, ledger_key
 from rating.money import normalize
@@ -182,6 +182,7 @@ class _Context:
     time_zone: tzinfo
     rules: LifecycleRules
     now: datetime
+    currency: str
 
 
 def import_file(
@@ -207,7 +208,7 @@ def import_file(
     if batch_size < 1:
         raise PaymentImportError(f"batch_size: expected at least 1, got {batch_size}")
     sha256 = hashlib.sha256(data).hexdigest()
-    context = _Context(actor, bank, matcher, time_zone, rules, utcnow())
+    context = _Context(actor, bank, matcher, time_zone, rules, utcnow(), check_currency(currency))
     name = name[-300:]
     if dry_run:
         with Session(engine) as session:
@@ -304,7 +305,7 @@ def _import(
     progress: Progress | None,
 ) -> ImportReport:
     """Record (or resume) the file, post its lines batch by batch, then mark it done and audit."""
-    currency = _file_currency(parsed)
+    currency = context.currency  # the parser keeps only lines in it: the books are per currency
     with session.begin():
         row = _find_file(session, context.bank, sha256, lock=True)
         if row is not None and row.state == "done":
@@ -366,14 +367,6 @@ def _import(
             outcomes=unmatched,
             changes=changes,
         )
-
-
-def _file_currency(parsed: ParsedFile) -> str:
-    """The one currency of the file's lines (the books are per currency)."""
-    currencies = {line.currency for line in parsed.lines}
-    if len(currencies) > 1:  # the parser keeps only the billing currency; this guards the books
-        raise PaymentImportError(f"currency: the file mixes {', '.join(sorted(currencies))}")
-    return currencies.pop() if currencies else "XXX"
 
 
 def _claim(
@@ -475,7 +468,7 @@ def _dry_run(
         parsed.format,
         name,
         sha256,
-        _file_currency(parsed),
+        context.currency,
         True,
         False,
         None,

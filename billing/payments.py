@@ -30,10 +30,9 @@ from sqlalchemy.orm import Session
 
 from billing import accounts, audit, ledger
 from billing.audit import Actor
-from billing.books import book_account
 from billing.config import CURRENCY_MINOR_UNITS
 from billing.db.customers import Account
-from billing.db.payments import PAYMENT_CHANNELS, Notification, Payment
+from billing.db.payments import PAYMENT_CHANNELS, Payment
 from billing.db.services import Service
 from billing.db.types import utcnow
 from billing.lifecycle_rules import LifecycleRules
@@ -154,8 +153,10 @@ def pay(
 ) -> PaymentInfo:
     """Record and post a payment, or return the one already recorded under its id (see module doc).
 
-    The money comes from the source's clearing account, or from ``debit_book`` (a ledger account
-    id) when given: an unmatched file line assigned later comes out of the suspense book.
+    Checks the request here (each refusal names its field), then posts it as a group of one
+    (:func:`billing.payment_batch.pay_many`, the online API's group commit). The money comes from
+    the source's clearing account, or from ``debit_book`` (a ledger account id) when given: an
+    unmatched file line assigned later comes out of the suspense book.
     """
     now = utcnow()
     try:
@@ -168,54 +169,14 @@ def pay(
         return _replay(session, existing, account, amount)
     if account.status != "active":
         raise PaymentError(f"account: account {request.account_number} is closed")
-    if debit_book is None:
-        clearing = book_account(session, "clearing", account.currency, request.source)
-    else:
-        clearing = debit_book
+    from billing.payment_batch import pay_many  # it builds on this module's pieces
+
     try:
-        posted = ledger.post(session, ledger_request(actor, request, account, amount, clearing, now))
-    except ledger.IdempotencyConflict:
+        return pay_many(session, [(actor, request)], rules=rules, debit_book=debit_book)[0]
+    except PaymentConflict:  # a concurrent payment under this id committed first, with other details
         raise PaymentConflict(
             f"external_id: {request.source} {request.external_id} was used for another account or amount"
         ) from None
-    if not posted.created:  # a concurrent duplicate committed first: the key decided
-        found = _find(session, request.source, request.external_id)
-        assert found is not None, "a payment's ledger key is written with its row"
-        return _replay(session, found, account, amount)
-    payment = Payment(
-        source=request.source,
-        external_id=request.external_id,
-        channel=request.channel,
-        account_id=account.id,
-        amount=amount,
-        currency=account.currency,
-        paid_at=request.paid_at,
-        received_at=now,
-        purpose=request.purpose.strip(),
-        state="posted",
-        transaction_id=posted.id,
-        operator_id=actor.operator_id,
-    )
-    session.add(payment)
-    session.flush()
-    changes = resume_services(session, actor, account, max(now, request.paid_at), rules)
-    balance = accounts.info(session, account).balance
-    session.add(
-        Notification(
-            key=f"payment:{payment.id}",
-            account_id=account.id,
-            kind="payment_received",
-            payload={"amount": str(normalize(amount)), "currency": account.currency, "balance": str(balance)},
-            state="pending",
-            created_at=now,
-        )
-    )
-    info = payment_info(payment, account.number, changes=changes)
-    audit.record(
-        session, actor, "payments.pay", "payment", payment.id,
-        after={"payment": info, "balance": balance},
-    )  # fmt: skip
-    return info
 
 
 def _replay(session: Session, found: Payment, account: Account, amount: Decimal) -> PaymentInfo:

@@ -27,6 +27,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.conch import avatar
+from twisted.conch.error import ConchError
 from twisted.conch.interfaces import ISession
 from twisted.conch.ssh import factory, keys, session
 from twisted.cred import checkers, credentials, error, portal
@@ -308,8 +309,8 @@ class _SwitchUser(avatar.ConchUser):
         transport.makeConnection(session.wrapProtocol(cli_protocol))
 
     def execCommand(self, proto: Any, command: bytes) -> None:
-        """Not supported: the switch has an interactive CLI only."""
-        raise NotImplementedError("exec requests are not supported")
+        """Refused, as by switches that offer an interactive CLI only: conch fails the request."""
+        raise ConchError("exec requests are refused: interactive CLI only")
 
     def eofReceived(self) -> None:
         """Nothing to flush."""

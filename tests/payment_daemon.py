@@ -1,6 +1,6 @@
-"""A billingd with the payment API for end-to-end tests: its config, start (ready when the API logs
-its ports) and stop (SIGTERM, clean exit, ledger invariants), shared by the SOAP, check/pay-simulator
-and crash tests."""
+"""A billingd for end-to-end tests: its config (also the RADIUS tests'), and for the payment API
+start (ready when the API logs its ports) and stop (SIGTERM, clean exit, ledger invariants), shared
+by the SOAP, bank-simulator, crash and multi-process tests."""
 
 from __future__ import annotations
 
@@ -24,8 +24,11 @@ BILLINGD = Path(sys.executable).with_name("billingd")
 READY = re.compile(rb"payment API listening on \S+: http (\d+|-) tls (\d+|-)")
 
 
-def write_config(tmp: Path, url: str, payments: str) -> Path:
-    """A config for billingd on ``url`` (RADIUS on free ports) with ``payments``: its [payments] tables."""
+def write_config(
+    tmp: Path, url: str, payments: str = "", *, aaa: str = "", secret: str = "testing123"
+) -> Path:
+    """A config for billingd on ``url``: RADIUS on free ports with one NAS on loopback (``secret``),
+    ``aaa`` more lines of its [aaa] table, then ``payments``: more tables ([payments], policies)."""
     path = tmp / "billing.toml"
     path.write_text(
         f"""
@@ -46,11 +49,11 @@ acct_port = 0
 metrics_port = 0
 dictionary_dir = "{REPO / "conf" / "dictionaries"}"
 journal_dir = "{tmp / "journal"}"
-
+{aaa}
 [[aaa.nas]]
 name = "lo"
 address = "127.0.0.1"
-secret = "testing123"
+secret = "{secret}"
 vendor = "mikrotik"
 
 {payments}

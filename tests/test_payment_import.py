@@ -398,6 +398,16 @@ def test_lines_post_in_batches_and_an_interrupted_import_resumes_where_it_stoppe
     assert world.load(data).already_imported
 
 
+def test_a_file_of_bad_lines_only_is_recorded_in_the_billing_currency_and_opens_no_other_books(
+    world: World,
+) -> None:
+    report = world.load(csv(line("TX-1", "-3.00", account=world.a).replace("-3.00", "abc")))
+    assert (report.posted, report.bad, report.currency) == (0, 1, "EUR")
+    with world.sessions() as s:
+        codes = set(s.scalars(select(LedgerAccount.code).where(LedgerAccount.code.like("%:XXX"))))
+    assert codes == set()
+
+
 def test_a_bad_bank_code_or_format_refuses_the_whole_file(world: World) -> None:
     with pytest.raises(PaymentImportError, match="bank: expected"):
         world.load(csv(), bank="bad bank!")

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from billing.db.charges import Charge, ChargeMark
-from billing.db.ledger_writes import id_array, raw_cursor
+from billing.db.ledger_writes import id_array, raw_cursor, two_leg_content_hash_sql
 from billing.db.types import utcnow
 
 CHARGE_COLUMNS = (
@@ -144,11 +144,7 @@ CREATE TEMP TABLE IF NOT EXISTS charge_stage (
 
 _STAGE_COLUMNS = "seq, " + ", ".join(StagedCharge._fields)
 
-_CONTENT_HASH = """encode(sha256(convert_to('charge|None|' || CASE WHEN s.debit_account < s.credit_account
-    THEN s.debit_account || ':' || (s.amount * 1000000)::bigint || ';'
-         || s.credit_account || ':' || (-s.amount * 1000000)::bigint
-    ELSE s.credit_account || ':' || (-s.amount * 1000000)::bigint || ';'
-         || s.debit_account || ':' || (s.amount * 1000000)::bigint END, 'UTF8')), 'hex')"""
+_CONTENT_HASH = two_leg_content_hash_sql("'charge'")
 """:func:`billing.ledger.content_hash` of a charge (kind ``charge``, reversing nothing, two legs
 sorted by account), in SQL; the invariant check recomputes it from the postings."""
 

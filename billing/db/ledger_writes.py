@@ -184,6 +184,21 @@ raw_cursor = _raw_cursor
 """For other bulk writers in the same transaction (the charge run COPYs its ``charges`` rows)."""
 
 
+def two_leg_content_hash_sql(kind: str) -> str:
+    """SQL for :func:`billing.ledger.content_hash` of a two-leg transaction reversing nothing.
+
+    ``kind`` is an SQL expression; the row alias ``s`` has ``debit_account``, ``credit_account``
+    and the positive ``amount``. Used by the set-based writers (charge runs, payment files); the
+    invariant check recomputes every hash from the postings, so the two can never drift apart.
+    """
+    return f"""encode(sha256(convert_to({kind} || '|None|'
+    || CASE WHEN s.debit_account < s.credit_account
+    THEN s.debit_account || ':' || (s.amount * 1000000)::bigint || ';'
+         || s.credit_account || ':' || (-s.amount * 1000000)::bigint
+    ELSE s.credit_account || ':' || (-s.amount * 1000000)::bigint || ';'
+         || s.debit_account || ':' || (s.amount * 1000000)::bigint END, 'UTF8')), 'hex')"""
+
+
 def id_array(ids: Iterable[int]) -> str:
     """``{1,2,3}``: a PostgreSQL array literal, to pass as one ``%s::bigint[]`` parameter.
 

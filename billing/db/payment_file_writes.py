@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
-from billing.db.ledger_writes import raw_cursor
+from billing.db.ledger_writes import raw_cursor, two_leg_content_hash_sql
 
 
 class StagedLine(NamedTuple):
@@ -60,13 +60,7 @@ _STAGE_COLUMNS = "seq, " + ", ".join(StagedLine._fields)
 
 _KIND = "CASE WHEN s.matched THEN 'payment' ELSE 'unmatched_payment' END"
 
-_CONTENT_HASH = f"""encode(sha256(convert_to({_KIND} || '|None|'
-    || CASE WHEN s.debit_account < s.credit_account
-    THEN s.debit_account || ':' || (s.amount * 1000000)::bigint || ';'
-         || s.credit_account || ':' || (-s.amount * 1000000)::bigint
-    ELSE s.credit_account || ':' || (-s.amount * 1000000)::bigint || ';'
-         || s.debit_account || ':' || (s.amount * 1000000)::bigint END, 'UTF8')), 'hex')"""
-""":func:`billing.ledger.content_hash` of a two-leg transaction reversing nothing, in SQL."""
+_CONTENT_HASH = two_leg_content_hash_sql(_KIND)
 
 _LOCK_SUBSCRIBERS = """
 SELECT id FROM ledger_accounts WHERE id IN (

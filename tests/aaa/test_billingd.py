@@ -33,6 +33,7 @@ from billing.audit import Actor
 from billing.db.engine import make_engine, session_factory
 from billing.db.network import Switch, SwitchPort
 from billing.db.services import Service, ServiceMac, SpeedProfile
+from tests.payment_daemon import write_config
 
 REPO = Path(__file__).resolve().parents[2]
 DICTIONARIES = REPO / "conf" / "dictionaries"
@@ -124,41 +125,8 @@ def _seed(url: str) -> None:
 
 
 def _config(tmp: Path, url: str) -> Path:
-    path = tmp / "billing.toml"
-    path.write_text(
-        f"""
-[isp]
-name = "Test ISP"
-currency = "EUR"
-time_zone = "Europe/Berlin"
-
-[database]
-url = "{url}"
-
-[logging]
-level = "info"
-
-[aaa]
-auth_port = 0
-acct_port = 0
-metrics_port = 0
-dictionary_dir = "{DICTIONARIES}"
-journal_dir = "{tmp / "journal"}"
-snapshot_poll_s = 0.2
-
-[[aaa.nas]]
-name = "lo"
-address = "127.0.0.1"
-secret = "{SECRET}"
-vendor = "mikrotik"
-
-[[aaa.category_policy]]
-category = "business"
-out_of_funds = "reject"
-""",
-        encoding="utf-8",
-    )
-    return path
+    policy = '[[aaa.category_policy]]\ncategory = "business"\nout_of_funds = "reject"\n'
+    return write_config(tmp, url, policy, aaa="snapshot_poll_s = 0.2", secret=SECRET)
 
 
 _READY = re.compile(rb"RADIUS listening on \S+ auth (\d+) acct (\d+) metrics (\d+)")
