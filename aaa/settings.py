@@ -15,6 +15,11 @@ IDENTIFICATION_METHODS = ("login", "mac", "port")
 VENDORS = ("generic", "mikrotik", "cisco", "juniper", "huawei", "accel-ppp")
 STATUS_ACTIONS = ("reject", "walled_garden")
 DEGRADED_MODES = ("last_known", "reject")
+COA_NAK_ACTIONS = ("disconnect", "none")
+"""What the provisioning worker does when a NAS refuses a CoA: disconnect the session (it logs in
+again and gets the new state), or nothing (the task ends dead, for staff)."""
+DEFAULT_COA_PORTS = {"mikrotik": 1700}
+"""RFC 5176 says 3799; RouterOS listens on 1700 unless told otherwise."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class NasClient:
     secret: bytes = field(repr=False)
     vendor: str = "generic"
     coa_port: int = 3799
+    coa_nak: str = "disconnect"
     require_message_authenticator: bool = True
     identification: tuple[str, ...] = ("login", "mac", "port")
     mac_from: tuple[str, ...] = ("Calling-Station-Id",)

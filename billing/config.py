@@ -36,6 +36,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from aaa.settings import (
+    COA_NAK_ACTIONS,
+    DEFAULT_COA_PORTS,
     DEGRADED_MODES,
     IDENTIFICATION_METHODS,
     STATUS_ACTIONS,
@@ -47,6 +49,7 @@ from aaa.settings import (
     WalledGarden,
 )
 from billing.payment_settings import BankSettings, PaymentSettings
+from billing.provisioning_settings import ProvisioningSettings, SwitchCredentials
 
 __all__ = [
     "CURRENCY_MINOR_UNITS",
@@ -214,6 +217,7 @@ class Config:
     cli: CliSettings
     aaa: AaaSettings
     payments: PaymentSettings
+    provisioning: ProvisioningSettings
     source: Path
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -229,7 +233,11 @@ def _public(value: object) -> Any:
     if isinstance(value, Secret | bytes):  # resolved secrets handed to aaa are bytes
         return MASK
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _public(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: MASK if f.metadata.get("secret") and getattr(value, f.name) is not None
+            else _public(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+        }  # fmt: skip
     if isinstance(value, tuple | list):
         return [_public(v) for v in value]
     if isinstance(value, Path | IPv4Network | IPv6Network):
@@ -367,8 +375,12 @@ def _network(value: str) -> IPv4Network | IPv6Network:
         raise _Rejected(str(exc)) from None
 
 
-def _nas_client(*, secret: Secret, address: IPv4Network | IPv6Network, **values: Any) -> NasClient:
-    return NasClient(secret=secret.reveal().encode(), network=address, **values)
+def _nas_client(
+    *, secret: Secret, address: IPv4Network | IPv6Network, coa_port: int | None, **values: Any
+) -> NasClient:
+    if coa_port is None:
+        coa_port = DEFAULT_COA_PORTS.get(values["vendor"], 3799)
+    return NasClient(secret=secret.reveal().encode(), network=address, coa_port=coa_port, **values)
 
 
 def _aaa(
@@ -439,7 +451,8 @@ _NAS = Section(
         ),
         "secret": Key(Kind.SECRET, required=True),
         "vendor": Key(Kind.CHOICE, default="generic", choices=VENDORS),
-        "coa_port": Key(Kind.INT, default=3799, **_PORT),
+        "coa_port": Key(Kind.INT, default=None, unit="default 3799, MikroTik 1700", **_PORT),
+        "coa_nak": Key(Kind.CHOICE, default="disconnect", choices=COA_NAK_ACTIONS),
         "require_message_authenticator": Key(Kind.BOOL, default=True),
         "identification": Key(Kind.LIST, default=("login", "mac", "port"), choices=IDENTIFICATION_METHODS),
         "mac_from": Key(
@@ -545,6 +558,138 @@ def _is_network(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _ip_text(value: str) -> str:
+    try:
+        return str(ip_address(value))
+    except ValueError:
+        raise _Rejected() from None
+
+
+def _credentials(**values: Any) -> SwitchCredentials:
+    secrets = ("read_community", "write_community", "v3_auth_key", "v3_priv_key", "password", "enable_secret")
+    for key in secrets:
+        if values[key] is not None:
+            values[key] = values[key].reveal()
+    return SwitchCredentials(**values)
+
+
+def _check_credentials(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    if values["snmp_version"] == "v3" and not values["v3_user"]:
+        problems.append(("v3_user", "required when snmp_version is v3"))
+    if values["snmp_version"] == "v3" and values["v3_priv_key"] is not None and values["v3_auth_key"] is None:
+        problems.append(("v3_auth_key", "SNMPv3 privacy needs authentication: set v3_auth_key too"))
+    if (values["username"] is None) != (values["password"] is None):
+        problems.append(("password", "username and password go together (SSH login)"))
+    return problems
+
+
+_CREDENTIALS = Section(
+    "credentials",
+    {
+        "name": Key(Kind.STR, required=True),
+        "snmp_version": Key(Kind.CHOICE, default="v2c", choices=("v2c", "v3")),
+        "read_community": Key(Kind.SECRET),
+        "write_community": Key(Kind.SECRET),
+        "v3_user": Key(Kind.STR),
+        "v3_auth_key": Key(Kind.SECRET),
+        "v3_priv_key": Key(Kind.SECRET),
+        "v3_auth_protocol": Key(Kind.CHOICE, default="sha", choices=("md5", "sha", "sha256", "sha512")),
+        "v3_priv_protocol": Key(Kind.CHOICE, default="aes", choices=("des", "aes", "aes256")),
+        "username": Key(Kind.STR),
+        "password": Key(Kind.SECRET),
+        "enable_secret": Key(Kind.SECRET),
+    },
+    build=_credentials,
+    check=_check_credentials,
+)
+_NMS_KEYS = {
+    "file": ("directory",),
+    "rest": ("url", "secret"),
+    "soap": ("url",),
+}
+
+
+def _nms_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    kind = values["type"]
+    wanted = (
+        {"name", "directory", "format"}
+        if kind == "file"
+        else {"name", *_NMS_KEYS[kind], "timeout_s", "retries", "backoff_s"}
+    )
+    out = {k: v for k, v in values.items() if k in wanted and v is not None}
+    if "secret" in out:
+        out["secret"] = out["secret"].reveal().encode()
+    if "directory" in out:
+        out["directory"] = Path(out["directory"])
+    return out
+
+
+def _nms(**values: Any) -> Any:
+    from nms_adapters.settings import SETTINGS_BY_TYPE
+
+    return SETTINGS_BY_TYPE[values["type"]](**_nms_values(values))
+
+
+def _check_nms(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    kind = values["type"]
+    missing = [k for k in _NMS_KEYS[kind] if values[k] is None]
+    if missing:
+        return [(k, f"required for type = {kind!r}") for k in missing]
+    used = (*_NMS_KEYS[kind], "format") if kind == "file" else _NMS_KEYS[kind]
+    unused = [k for k in ("directory", "format", "url", "secret") if values[k] is not None and k not in used]
+    if unused:
+        return [(k, f"not used by type = {kind!r}") for k in unused]
+    try:
+        _nms(**values)
+    except ValueError as exc:
+        key, _, message = str(exc).partition(": ")
+        return [(key if key in values else "type", message or str(exc))]
+    return []
+
+
+_NMS = Section(
+    "nms",
+    {
+        "type": Key(Kind.CHOICE, required=True, choices=("file", "rest", "soap")),
+        "name": Key(Kind.STR, required=True),
+        "directory": Key(Kind.STR, expected='a directory path (type = "file")'),
+        "format": Key(Kind.CHOICE, choices=("csv", "json")),
+        "url": Key(Kind.STR, expected='an http:// or https:// URL (type = "rest" or "soap")'),
+        "secret": Key(Kind.SECRET),
+        "timeout_s": Key(Kind.FLOAT, low=0.1, high=120.0, unit="seconds"),
+        "retries": Key(Kind.INT, low=0, high=10),
+        "backoff_s": Key(Kind.FLOAT, low=0.0, high=60.0, unit="seconds"),
+    },
+    build=_nms,
+    check=_check_nms,
+)
+
+
+def _provisioning(
+    *, credentials: tuple[SwitchCredentials, ...] | None, nms: tuple[Any, ...] | None, **values: Any
+) -> ProvisioningSettings:
+    return ProvisioningSettings(credentials=credentials or (), nms=nms or (), **values)
+
+
+def _check_provisioning(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    for key, label in (("credentials", "credentials name"), ("nms", "exporter name")):
+        names = [c.name for c in values[key] or ()]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            problems.append((key, f"{label} {name!r} is used more than once"))
+    if values["backoff_max_s"] < values["backoff_s"]:
+        problems.append(("backoff_max_s", "must be >= backoff_s"))
+    if values["lease_s"] <= (values["coa_retries"] + 1) * values["coa_timeout_s"] * 2:
+        problems.append(
+            (
+                "lease_s",
+                "must exceed a task's longest try: 2 x (coa_retries + 1) x coa_timeout_s (CoA + fallback)",
+            )
+        )
+    return problems
 
 
 SCHEMA: tuple[Section, ...] = (
@@ -655,6 +800,37 @@ SCHEMA: tuple[Section, ...] = (
         },
         build=_payments,
         check=_check_payments,
+    ),
+    Section(
+        "provisioning",
+        {
+            "worker": Key(Kind.BOOL, default=False),
+            "concurrency": Key(Kind.INT, default=256, low=1, high=10_000),
+            "batch": Key(Kind.INT, default=500, low=1, high=10_000),
+            "poll_s": Key(Kind.FLOAT, default=0.5, low=0.01, high=60.0, unit="seconds"),
+            "lease_s": Key(Kind.FLOAT, default=120.0, low=1.0, high=3600.0, unit="seconds"),
+            "max_attempts": Key(Kind.INT, default=5, low=1, high=100),
+            "backoff_s": Key(Kind.FLOAT, default=5.0, low=0.0, high=3600.0, unit="seconds"),
+            "backoff_max_s": Key(Kind.FLOAT, default=600.0, low=0.0, high=86_400.0, unit="seconds"),
+            "coa_timeout_s": Key(Kind.FLOAT, default=1.0, low=0.05, high=30.0, unit="seconds"),
+            "coa_retries": Key(Kind.INT, default=2, low=0, high=10),
+            "coa_source": Key(
+                Kind.STR,
+                default="127.0.0.1",
+                convert=_ip_text,
+                expected="an IP address (CoA requests are sent from it; NASes know it as our address)",
+            ),
+            "switch_timeout_s": Key(Kind.FLOAT, default=20.0, low=1.0, high=300.0, unit="seconds"),
+            "reconcile_interval_s": Key(
+                Kind.FLOAT, default=0.0, low=0.0, high=86_400.0, unit="seconds, 0 = only on demand"
+            ),
+            "reconcile_repair": Key(Kind.BOOL, default=False),
+            "export_interval_s": Key(Kind.FLOAT, default=2.0, low=0.1, high=3600.0, unit="seconds"),
+            "credentials": Key(Kind.TABLES, item=_CREDENTIALS),
+            "nms": Key(Kind.TABLES, item=_NMS),
+        },
+        build=_provisioning,
+        check=_check_provisioning,
     ),
 )
 

@@ -1,8 +1,9 @@
 """``billingd``: the daemon. Reads the config, installs the asyncio reactor, runs the services.
 
-Today that is the RADIUS server (``aaa.service``) and, when the config names a bank, the payment
-API (``billing.payment_web``: the banks' SOAP API, the agents' check/pay); the provisioning
-worker joins them here.
+It serves the RADIUS server (``aaa.service``), the payment API when the config names a bank
+(``billing.payment_web``: the banks' SOAP API, the agents' check/pay) and the provisioning
+worker when ``[provisioning] worker`` is set (``billing.provisioning_worker``: CoA/Disconnect,
+switch ports, NMS exports); ``--role`` runs one of them alone.
 Signals: SIGHUP re-reads the config and reloads NAS clients and dictionaries (all or nothing; a
 bad file is logged and the running configuration stays); SIGTERM and SIGINT stop listening, let
 accounting in flight become durable, let payments in flight finish, then exit.
@@ -30,8 +31,9 @@ these, about the same as with the collector off. Cycles are still collected.
 """
 
 
-ROLES = ("all", "aaa", "payments")
-"""What one billingd process serves (``--role``): the payment API may run as a process of its own."""
+ROLES = ("all", "aaa", "payments", "provisioning")
+"""What one billingd process serves (``--role``): the payment API and the provisioning worker may
+run as processes of their own."""
 
 
 def _install_reactor() -> Any:
@@ -113,6 +115,19 @@ def _payment_api(reactor: Any, config: Any, url: str) -> tuple[Any, Any]:
     return web, engine
 
 
+def _provisioning_worker(reactor: Any, config: Any, engine: Any) -> Any:
+    """The outbox worker, with an exporter per ``[[provisioning.nms]]``."""
+    from billing.provisioning_worker import ProvisioningWorker
+    from billing.service_lifecycle import rules_for
+    from nms_adapters.exporters import exporter_for
+
+    exporters = [exporter_for(settings) for settings in config.provisioning.nms]
+    rules = rules_for(config.isp.tzinfo)
+    return ProvisioningWorker(
+        reactor, engine, config.provisioning, config.aaa, exporters=exporters, reconcile_rules=rules
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="billingd", description=__doc__)
     parser.add_argument(
@@ -122,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         "--role",
         choices=ROLES,
         default="all",
-        help="what this process serves: all (default), aaa (RADIUS only) or payments (the payment API"
-        " only: run it as a process of its own, e.g. on another host or user)",
+        help="what this process serves: all (default), aaa (RADIUS only), payments (the payment API"
+        " only: run it as a process of its own, e.g. on another host or user) or provisioning (the"
+        " outbox worker only; several may run)",
     )
     args = parser.parse_args(argv)
     reactor = _install_reactor()
@@ -170,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.role == "payments":
             print("billingd: --role payments: the config names no bank ([[payments.bank]])", file=sys.stderr)
             return 1
+    worker = None
+    if args.role == "provisioning" or (args.role == "all" and config.provisioning.worker):
+        worker = _provisioning_worker(reactor, config, engine)
     outcome = {"code": 0}
 
     def started_failed(failure: Any) -> None:
@@ -194,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     if payment_api is not None:
         reactor.addSystemEventTrigger("before", "shutdown", payment_api.stop)
         reactor.callWhenRunning(lambda: payment_api.start().addErrback(started_failed))
+    if worker is not None:
+        provisioning = worker
+        reactor.addSystemEventTrigger("before", "shutdown", provisioning.stop)
+        reactor.callWhenRunning(lambda: provisioning.start().addErrback(started_failed))
     reactor.run()
     engine.dispose()
     if payment_engine is not None:

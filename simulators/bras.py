@@ -7,7 +7,15 @@ on Access-Accept sends Accounting Start, then Interim-Updates with growing count
 (Acct-*-Gigawords once a counter passes 4 GiB), Stop with an Acct-Terminate-Cause;
 "reboots" (Accounting-On, then everyone authenticates again); and listens on its own CoA
 port for CoA-Request and Disconnect-Request (RFC 5176), which it verifies, acts on and
-answers with ACK or NAK (Error-Cause 503 for a session it does not have).
+answers with ACK or NAK (Error-Cause 503 for a session it does not have).  How verified
+requests for a session it has are answered is configurable, separately for CoA and
+Disconnect (``coa_answer`` / ``disconnect_answer``): "ack" (act, then ACK), "nak" (do
+nothing, NAK with ``nak_error_cause``, by default 501 Administratively-Prohibited: the RFC
+5176 §3.6 cause for a NAS configured not to honour such requests) or "silent" (no answer at
+all, for every request, as a NAS that is down or overloaded).  An ACKed Disconnect ends the
+session with an Accounting Stop (Acct-Terminate-Cause Admin-Reset); an ACKed CoA records its
+attributes on the session (``Session.coa`` accumulates, ``BrasSimulator.last_coa`` returns
+the last one's).
 
 Why this shape (simple on purpose, it is a test peer, not a product):
 
@@ -64,6 +72,7 @@ __all__ = [
     "DEFAULT_DICTIONARY",
     "BrasConfig",
     "BrasSimulator",
+    "CoaAnswer",
     "ErrorCause",
     "Outcome",
     "Session",
@@ -83,7 +92,8 @@ DEFAULT_DICTIONARY = Path(__file__).resolve().parents[1] / "conf" / "dictionarie
 
 _GIGAWORD = 1 << 32
 _MAX_DATAGRAM = 4096
-_RECENT_COA_REPLIES = 256  # duplicate CoA/Disconnect requests are answered from this cache
+_RECENT_COA_REPLIES = 4096  # duplicate CoA/Disconnect requests are answered from this cache
+_COA_RECEIVE_BUFFER = 4 * 1024 * 1024  # SO_RCVBUF of the CoA socket (the kernel may cap it)
 
 # RFC 5176 §3: attributes that identify the session a CoA/Disconnect-Request is about
 _ACCT_SESSION_ID = 44
@@ -111,12 +121,27 @@ class TerminateCause(IntEnum):
 
 
 class ErrorCause(IntEnum):
-    """Error-Cause values (RFC 5176 §3.6) the CoA listener answers with."""
+    """Error-Cause values (RFC 5176 §3.6) the CoA listener answers with (or may be told to)."""
 
+    UNSUPPORTED_ATTRIBUTE = 401
     MISSING_ATTRIBUTE = 402
     NAS_IDENTIFICATION_MISMATCH = 403
+    INVALID_REQUEST = 404
+    UNSUPPORTED_SERVICE = 405
+    INVALID_ATTRIBUTE_VALUE = 407
+    ADMINISTRATIVELY_PROHIBITED = 501
     SESSION_CONTEXT_NOT_FOUND = 503
+    SESSION_CONTEXT_NOT_REMOVABLE = 504
+    RESOURCES_UNAVAILABLE = 506
     MULTIPLE_SESSION_SELECTION_UNSUPPORTED = 508
+
+
+class CoaAnswer(StrEnum):
+    """How the CoA listener answers verified requests for a session it has (per request kind)."""
+
+    ACK = "ack"  # act on it (change the session / end it), then ACK
+    NAK = "nak"  # leave the session alone, NAK with BrasConfig.nak_error_cause
+    SILENT = "silent"  # no answer at all (to any verified request): a NAS down or overloaded
 
 
 class Outcome(StrEnum):
@@ -297,6 +322,9 @@ class BrasConfig:
     login_rate: float = 0.0  # new logins per second at the start of run(); 0: all at once
     stop_at_end: bool = True  # run() ends every session with a Stop (NAS-Request)
     require_message_authenticator: bool = True  # drop Access replies without one (BlastRADIUS)
+    coa_answer: CoaAnswer = CoaAnswer.ACK  # how CoA-Requests for a known session are answered
+    disconnect_answer: CoaAnswer = CoaAnswer.ACK  # the same for Disconnect-Requests
+    nak_error_cause: int = ErrorCause.ADMINISTRATIVELY_PROHIBITED  # Error-Cause of a "nak" answer
     dictionary: Path = DEFAULT_DICTIONARY
     seed: int | None = None
 
@@ -312,6 +340,15 @@ class BrasConfig:
         if not 0.0 <= self.churn <= 1.0:
             raise ValueError(f"churn {self.churn}: expected 0..1")
         ipaddress.ip_address(self.nas_ip)  # ValueError if not an address
+        for name in ("coa_answer", "disconnect_answer"):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, CoaAnswer(value))
+            except ValueError:
+                choices = ", ".join(a.value for a in CoaAnswer)
+                raise ValueError(f"{name} {value!r}: expected one of {choices}") from None
+        if not 400 <= self.nak_error_cause <= 599:
+            raise ValueError(f"nak_error_cause {self.nak_error_cause}: a NAK's Error-Cause is 400-599")
 
 
 @dataclass(frozen=True)
@@ -337,6 +374,8 @@ class Stats:
     disconnect_naked: int = 0
     coa_dropped: int = 0  # bad authenticator, malformed, or not a CoA/Disconnect-Request
     coa_duplicates: int = 0  # answered from the reply cache
+    coa_silenced: int = 0  # verified CoA-Requests left unanswered on purpose (coa_answer "silent")
+    disconnect_silenced: int = 0  # the same for Disconnect-Requests
     skipped: int = 0  # requests never sent: their deadline passed while they waited for a worker
 
     @property
@@ -353,7 +392,8 @@ class Stats:
                 f"stop {self.stops}, accounting-on {self.accounting_ons})",
                 f"coa:        acked {self.coa_acked}, naked {self.coa_naked}; disconnect: acked "
                 f"{self.disconnect_acked}, naked {self.disconnect_naked}; dropped {self.coa_dropped}, "
-                f"duplicates {self.coa_duplicates}",
+                f"duplicates {self.coa_duplicates}, unanswered on purpose {self.coa_silenced} CoA, "
+                f"{self.disconnect_silenced} disconnect",
                 f"retransmissions {self.retransmissions}, timeouts {self.timeouts}, "
                 f"skipped at the deadline {self.skipped}",
             ]
@@ -371,6 +411,7 @@ class Session:
     started: float  # time.monotonic()
     reply: dict[str, list[Any]] = field(default_factory=dict)  # Access-Accept attributes, by name
     coa: dict[str, Any] = field(default_factory=dict)  # attributes set by CoA-Requests, by name
+    last_coa: dict[str, Any] = field(default_factory=dict)  # attributes of the last ACKed CoA-Request
     input_octets: int = 0
     output_octets: int = 0
     last_update: float = 0.0
@@ -420,6 +461,9 @@ class BrasSimulator:
                 self._pool.shutdown()
                 raise
             sock.settimeout(0.1)  # how often the listener looks at _closed
+            # a burst of requests (hundreds in flight from one client) must not overflow the queue
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _COA_RECEIVE_BUFFER)
             self._coa_socket = sock
             self._coa_bound = sock.getsockname()[:2]
             self._coa_thread = threading.Thread(target=self._coa_loop, name="bras-coa", daemon=True)
@@ -466,6 +510,16 @@ class BrasSimulator:
     def sessions(self) -> list[Session]:
         with self._lock:
             return list(self._sessions.values())
+
+    def last_coa(self, sub: Subscriber) -> dict[str, Any] | None:
+        """A copy of the attributes of the last CoA-Request ACKed for the subscriber's session.
+
+        By dictionary name (``{"Mikrotik-Rate-Limit": "10M/50M"}``); ``{}`` if none was ACKed
+        yet; None if the subscriber is not online.
+        """
+        with self._lock:
+            session = self._sessions.get(sub.key)
+            return None if session is None else dict(session.last_coa)
 
     def _count(self, **increments: int) -> None:
         with self._lock:
@@ -882,7 +936,14 @@ class BrasSimulator:
             self._count(coa_duplicates=1)
             return cached
         disconnect = req.code == Code.DISCONNECT_REQUEST
+        mode = self.config.disconnect_answer if disconnect else self.config.coa_answer
+        if mode is CoaAnswer.SILENT:
+            _log.debug("not answering code %d from %s (answer mode silent)", req.code, peer)
+            self._count(**{"disconnect_silenced" if disconnect else "coa_silenced": 1})
+            return None
         error, session = self._coa_target(req)
+        if error is None and mode is CoaAnswer.NAK:
+            error = self.config.nak_error_cause
         if error is None and session is not None:
             if disconnect:
                 self._disconnect(session)
@@ -902,7 +963,7 @@ class BrasSimulator:
                 self._coa_replies.popitem(last=False)
         return answer
 
-    def _coa_target(self, req: RadiusPacket) -> tuple[ErrorCause | None, Session | None]:
+    def _coa_target(self, req: RadiusPacket) -> tuple[int | None, Session | None]:
         """RFC 5176 §3: the one session matching every identification attribute, or why not."""
         nas_ip = req.get(_NAS_IP_ADDRESS)
         if nas_ip is not None and nas_ip != ipaddress.ip_address(self.config.nas_ip).packed:
@@ -951,6 +1012,7 @@ class BrasSimulator:
             changes[definition.name] = value
         with self._lock:
             session.coa.update(changes)
+            session.last_coa = changes
 
 
 def _identity(session: Session) -> dict[int, bytes]:

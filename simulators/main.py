@@ -20,12 +20,20 @@ subscribers (--subscribers FILE_OR_SPEC):
   FILE      CSV with a header row, or TOML with [[subscriber]] tables; columns/keys:
             login, password, method (pap|chap), kind (pppoe|ipoe), mac, circuit_id, remote_id
             (circuit_id / remote_id are text, or 0x<hex> for binary Option 82 values)
-  SPEC      LOGIN_FMT:PASSWORD_FMT:FIRST-LAST[:pap|chap,pppoe|ipoe], e.g. user%%05d:pw%%05d:1-1000
+  SPEC      LOGIN_FMT:PASSWORD_FMT:FIRST-LAST[:pap|chap,pppoe|ipoe], e.g. user%05d:pw%05d:1-1000
             (same as --generate)
 
+CoA / Disconnect answers (RFC 5176), for requests that verify and name a session it has:
+  ack       act (change the session's attributes / end it with an Admin-Reset Stop), then ACK
+  nak       leave the session alone, NAK with --nak-error-cause (default 501
+            Administratively-Prohibited; 404 Invalid-Request, 405 Unsupported-Service,
+            506 Resources-Unavailable are other common ones)
+  silent    no answer at all, to any request of that kind (a NAS down or overloaded)
+  A session it does not have is always NAKed with 503 Session-Context-Not-Found.
+
 example:
-  billing-sim bras --server 127.0.0.1 --secret testing123 --generate 'user%%05d:pw%%05d:1-100:chap' \\
-      --duration 60 --interim 10 --coa-port 3799
+  billing-sim bras --server 127.0.0.1 --secret testing123 --generate 'user%05d:pw%05d:1-100:chap' \\
+      --duration 60 --interim 10 --coa-port 3799 --coa-answer nak --nak-error-cause 405
 """
 
 
@@ -44,6 +52,13 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text}: not a UDP port")
+    return value
+
+
+def _error_cause(text: str) -> int:
+    value = int(text)
+    if not 400 <= value <= 599:
+        raise argparse.ArgumentTypeError(f"{text}: a NAK's Error-Cause is 400-599 (RFC 5176 §3.6)")
     return value
 
 
@@ -86,6 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--coa-port", type=_port, default=3799, help="our CoA/Disconnect port, 0 = any (default %(default)s)"
     )
     bras.add_argument("--no-coa", action="store_true", help="do not listen for CoA/Disconnect")
+    answers = ("ack", "nak", "silent")
+    bras.add_argument(
+        "--coa-answer",
+        choices=answers,
+        default="ack",
+        help="how CoA-Requests for a known session are answered (default %(default)s; see below)",
+    )
+    bras.add_argument(
+        "--disconnect-answer",
+        choices=answers,
+        default="ack",
+        help="how Disconnect-Requests for a known session are answered (default %(default)s)",
+    )
+    bras.add_argument(
+        "--nak-error-cause",
+        type=_error_cause,
+        default=501,
+        metavar="N",
+        help="Error-Cause of a 'nak' answer, 400-599 (default %(default)s Administratively-Prohibited)",
+    )
     bras.add_argument(
         "--nas-ip", default="127.0.0.1", help="NAS-IP-Address and bind address (default %(default)s)"
     )
@@ -140,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simulators.switch import add_parser as add_switch_parser  # pysnmp and Twisted load when run
 
     add_switch_parser(commands, _positive, _port)
+    from simulators.nms import add_parser as add_nms_parser  # spyne loads when run
+
+    add_nms_parser(commands, _positive, _port)
     return parser
 
 
@@ -183,6 +221,9 @@ def _run_bras(args: argparse.Namespace) -> int:
             reboot_after=args.reboot_after,
             login_rate=args.login_rate,
             stop_at_end=not args.no_stop_at_end,
+            coa_answer=args.coa_answer,
+            disconnect_answer=args.disconnect_answer,
+            nak_error_cause=args.nak_error_cause,
             seed=args.seed,
             **extra,
         )
@@ -193,7 +234,9 @@ def _run_bras(args: argparse.Namespace) -> int:
     coa = simulator.coa_address
     print(
         f"bras: {len(subs)} subscribers -> {args.server} auth {args.auth_port} acct {args.acct_port}; "
-        f"CoA on {f'{coa[0]}:{coa[1]}' if coa else 'off'}; {args.duration:g} s",
+        f"CoA on {f'{coa[0]}:{coa[1]}' if coa else 'off'}"
+        f"{f' (CoA {args.coa_answer}, Disconnect {args.disconnect_answer})' if coa else ''}; "
+        f"{args.duration:g} s",
         flush=True,
     )
     try:

@@ -14,7 +14,8 @@ ifAlias             1.3.6.1.2.1.31.1.1.1.18.n    read-write  OCTET STRING (≤ 6
 Rather than pysnmp's MIB tree (no compiled IF-MIB ships with it), a small instrumentation
 controller reads and writes :class:`~simulators.switch_state.SwitchState` directly; access
 is still checked per variable through VACM (the responder's ``acFun``).  Communities (v1 and
-v2c): ``public`` read-only, ``private`` read-write.  The read-only community gets a write view
+v2c): ``public`` read-only, ``private`` read-write; optionally one SNMPv3 USM user (authPriv,
+HMAC-SHA-96 and AES-128 passphrases), read-write.  The read-only community gets a write view
 that matches nothing: pysnmp 7.1.30 lets a community with *no* write view SET.
 """
 
@@ -150,6 +151,7 @@ class _IfMibController(AbstractMibInstrumController):
 class SwitchSnmpAgent:
     """An SNMP agent on ``host:port`` (0 = any free port) serving ``state``; ``port`` is the bound one.
 
+    ``v3_user`` is (user name, auth passphrase, priv passphrase) of a read-write authPriv user.
     Create it with the asyncio event loop that will run it current (or pass ``loop``); it
     answers while that loop runs; :meth:`close` releases the socket.
     """
@@ -162,6 +164,7 @@ class SwitchSnmpAgent:
         read_community: str = "public",
         write_community: str = "private",
         loop: asyncio.AbstractEventLoop | None = None,
+        v3_user: tuple[str, str, str] | None = None,
     ) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((host, port))
@@ -175,6 +178,11 @@ class SwitchSnmpAgent:
         for model in (1, 2):  # SNMPv1 and SNMPv2c
             config.add_vacm_user(engine, model, "ro-area", "noAuthNoPriv", _MIB_2, _NOTHING)
             config.add_vacm_user(engine, model, "rw-area", "noAuthNoPriv", _MIB_2, _MIB_2)
+        if v3_user is not None:  # (user name, auth passphrase, priv passphrase)
+            user, auth_key, priv_key = v3_user
+            sha, aes = config.USM_AUTH_HMAC96_SHA, config.USM_PRIV_CFB128_AES
+            config.add_v3_user(engine, user, sha, auth_key, aes, priv_key)
+            config.add_vacm_user(engine, 3, user, "authPriv", _MIB_2, _MIB_2)
         snmp_context = context.SnmpContext(engine)
         snmp_context.unregister_context_name(b"")
         snmp_context.register_context_name(b"", _IfMibController(state))

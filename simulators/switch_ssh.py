@@ -11,9 +11,17 @@ Modes and commands (words may be abbreviated, as on IOS: ``conf t``, ``int gi0/1
 - privileged ``switch1#``: also ``configure terminal``, ``write memory``, ``disable``
 - ``switch1(config)#``: ``interface GigabitEthernet0/N``, ``end``, ``exit``
 - ``switch1(config-if)#``: ``shutdown``, ``no shutdown``, ``description TEXT``, ``no description``,
+  ``rate-limit input|output BPS NORMAL-BURST MAX-BURST conform-action transmit exceed-action drop``
+  (IOS committed access rate; 8000..10000000000 bit/s), ``no rate-limit input|output …``,
   ``rate-limit KBPS`` (simulator-only), ``end``, ``exit``
 
+The simulated port has one rate limit: either direction's ``rate-limit`` sets it, either ``no
+rate-limit`` clears it, and the running configuration shows both directions while it is set.
+
 Anything else answers ``% Invalid input detected at '^' marker.`` and leaves the mode as it was.
+
+``billing-sim switch --cli huawei`` serves :class:`~simulators.switch_huawei.HuaweiCli` (Huawei
+VRP style) on the same wiring instead.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.conch import avatar
@@ -34,11 +42,29 @@ from twisted.cred import checkers, credentials, error, portal
 from twisted.internet import defer, protocol
 from zope.interface import implementer
 
+from simulators.switch_huawei import HuaweiCli
 from simulators.switch_state import AdminStatus, SwitchState, UnknownPort
 
-__all__ = ["IosCli", "Mode", "load_or_create_host_key", "make_factory"]
+__all__ = ["CLI_FLAVOURS", "CliInterpreter", "IosCli", "Mode", "load_or_create_host_key", "make_factory"]
 
 INVALID = "% Invalid input detected at '^' marker."
+CLI_FLAVOURS = ("cisco_ios", "huawei")
+CAR_MIN_BPS, CAR_MAX_BPS = 8000, 10_000_000_000
+_CAR_ACTIONS = ("conform-action", "transmit", "exceed-action", "drop")
+
+
+class CliInterpreter(Protocol):
+    """What the SSH wiring needs of a vendor's interpreter (:class:`IosCli`, :class:`HuaweiCli`)."""
+
+    @property
+    def prompt(self) -> str: ...
+
+    awaiting_secret: bool  # the next line is a secret: do not echo it
+    closed: bool  # the session ended (``exit`` / ``quit``)
+
+    def execute(self, line: str) -> str: ...
+
+    def ctrl_z(self) -> None: ...
 
 
 class Mode(Enum):
@@ -72,6 +98,10 @@ class IosCli:
     def prompt(self) -> str:
         """What the device shows before the next command."""
         return "Password: " if self.awaiting_secret else f"{self.state.hostname}{self.mode.value}"
+
+    def ctrl_z(self) -> None:
+        """Ctrl-Z: ``end``."""
+        self.execute("end")
 
     def execute(self, line: str) -> str:
         """Run one input line; return its output (no trailing newline, may be empty)."""
@@ -137,6 +167,12 @@ class IosCli:
             return lambda _: self._set_alias("")
         if len(tokens) == 2 and _matches(tokens[:1], ("rate-limit",)) and tokens[1].isdigit():
             return lambda t: self._rate_limit(int(t[1]))
+        if _car(tokens):
+            return lambda t: self._rate_limit(int(t[2]) // 1000)
+        if len(tokens) >= 3 and _matches(tokens[:3], ("no", "rate-limit", "input")):
+            return lambda _: self._rate_limit(0)
+        if len(tokens) >= 3 and _matches(tokens[:3], ("no", "rate-limit", "output")):
+            return lambda _: self._rate_limit(0)
         if len(tokens) >= 2 and _matches(tokens[:1], ("interface",)):
             return self._interface
         return None
@@ -232,20 +268,34 @@ class IosCli:
         if port.alias:
             lines.append(f" description {port.alias}")
         if port.rate_limit_kbps:
-            lines.append(f" rate-limit {port.rate_limit_kbps}")
+            bps = port.rate_limit_kbps * 1000
+            normal = min(max(bps * 3 // 16, 1000), 512_000_000)  # 1.5 s of traffic, in bytes
+            for direction in ("input", "output"):
+                lines.append(f" rate-limit {direction} {bps} {normal} {normal * 2} {' '.join(_CAR_ACTIONS)}")
         if port.admin is AdminStatus.DOWN:
             lines.append(" shutdown")
         lines += ["end"]
         return "\n".join(lines)
 
 
+def _car(tokens: list[str]) -> bool:
+    """``rate-limit input|output BPS NORMAL MAX conform-action transmit exceed-action drop``."""
+    if len(tokens) != 9 or not _matches(tokens[:1], ("rate-limit",)):
+        return False
+    if not (_matches(tokens[1:2], ("input",)) or _matches(tokens[1:2], ("output",))):
+        return False
+    if not all(t.isdigit() for t in tokens[2:5]) or not CAR_MIN_BPS <= int(tokens[2]) <= CAR_MAX_BPS:
+        return False
+    return _matches(tokens[5:], _CAR_ACTIONS)
+
+
 # ---------------------------------------------------------------------- conch wiring
 
 
 class _CliProtocol(protocol.Protocol):
-    """Moves characters between the SSH channel and an :class:`IosCli`: echo, line assembly, prompts."""
+    """Moves characters between the SSH channel and a CLI interpreter: echo, line assembly, prompts."""
 
-    def __init__(self, cli: IosCli) -> None:
+    def __init__(self, cli: CliInterpreter) -> None:
         self.cli = cli
         self._line = bytearray()
         self._last_cr = False
@@ -265,13 +315,15 @@ class _CliProtocol(protocol.Protocol):
                 if self.cli.closed:
                     self.transport.loseConnection()
                     return
+            elif char == b"\x00":  # a keepalive NUL (netmiko's is_alive): ignored, as by IOS and VRP
+                continue
             elif char in (b"\x7f", b"\x08"):
                 if self._line:
                     self._line.pop()
                     self.transport.write(b"\x08 \x08")
             elif char == b"\x1a":  # Ctrl-Z: end
                 self._line.clear()
-                self.cli.execute("end")
+                self.cli.ctrl_z()
                 self.transport.write(f"\r\n{self.cli.prompt}".encode())
             else:
                 self._line += char
@@ -291,9 +343,9 @@ class _CliProtocol(protocol.Protocol):
 class _SwitchUser(avatar.ConchUser):
     """A logged-in user: one interactive shell per session channel; no exec, no subsystems."""
 
-    def __init__(self, state: SwitchState, secret: str) -> None:
+    def __init__(self, state: SwitchState, secret: str, flavour: str = "cisco_ios") -> None:
         super().__init__()
-        self._state, self._secret = state, secret
+        self._state, self._secret, self._flavour = state, secret, flavour
         self.channelLookup[b"session"] = session.SSHSession
 
     def getPty(self, term: bytes, windowSize: Any, modes: Any) -> None:
@@ -304,7 +356,10 @@ class _SwitchUser(avatar.ConchUser):
 
     def openShell(self, transport: Any) -> None:
         """Start the CLI on the channel."""
-        cli_protocol = _CliProtocol(IosCli(self._state, self._secret))
+        cli: CliInterpreter = (
+            HuaweiCli(self._state) if self._flavour == "huawei" else IosCli(self._state, self._secret)
+        )
+        cli_protocol = _CliProtocol(cli)
         cli_protocol.makeConnection(transport)
         transport.makeConnection(session.wrapProtocol(cli_protocol))
 
@@ -338,11 +393,11 @@ class _PasswordChecker:
 
 @implementer(portal.IRealm)
 class _Realm:
-    def __init__(self, state: SwitchState, secret: str) -> None:
-        self._state, self._secret = state, secret
+    def __init__(self, state: SwitchState, secret: str, flavour: str) -> None:
+        self._state, self._secret, self._flavour = state, secret, flavour
 
     def requestAvatar(self, avatar_id: bytes, mind: Any, *interfaces: Any) -> tuple[Any, Any, Any]:
-        return interfaces[0], _SwitchUser(self._state, self._secret), lambda: None
+        return interfaces[0], _SwitchUser(self._state, self._secret, self._flavour), lambda: None
 
 
 def load_or_create_host_key(path: Path | None = None) -> keys.Key:
@@ -357,11 +412,19 @@ def load_or_create_host_key(path: Path | None = None) -> keys.Key:
 
 
 def make_factory(
-    state: SwitchState, username: str, password: str, secret: str, host_key: keys.Key
+    state: SwitchState,
+    username: str,
+    password: str,
+    secret: str,
+    host_key: keys.Key,
+    flavour: str = "cisco_ios",
 ) -> factory.SSHFactory:
-    """An SSH server factory for the switch CLI (listen with ``reactor.listenTCP``)."""
+    """An SSH server factory for the switch CLI of ``flavour`` (one of :data:`CLI_FLAVOURS`)."""
+    if flavour not in CLI_FLAVOURS:
+        raise ValueError(f"unknown CLI flavour {flavour!r}; known: {', '.join(CLI_FLAVOURS)}")
     ssh_factory = factory.SSHFactory()
-    ssh_factory.portal = portal.Portal(_Realm(state, secret), [_PasswordChecker(username, password)])
+    realm = _Realm(state, secret, flavour)
+    ssh_factory.portal = portal.Portal(realm, [_PasswordChecker(username, password)])
     ssh_factory.publicKeys = {b"ssh-rsa": host_key.public()}
     ssh_factory.privateKeys = {b"ssh-rsa": host_key}
     ssh_factory.primes = None  # no moduli file here: group-exchange key exchange is off

@@ -1,6 +1,7 @@
 """The port state of the simulated access switch, shared by its SNMP agent and its SSH CLI.
 
-Ports are numbered 1..N; port ``n`` has ifIndex ``n`` and the name ``GigabitEthernet0/n``.
+Ports are numbered 1..N; port ``n`` has ifIndex ``n`` and the name ``GigabitEthernet0/n``
+(``GigabitEthernet0/0/n`` for a Huawei-style switch: ``port_prefix``).
 Both faces read and change the same :class:`SwitchState`, so what the CLI does SNMP sees and
 vice versa.  A lock guards it: the faces run on one event loop in ``billing-sim switch``, but a
 test may read the state from its own thread.
@@ -55,14 +56,14 @@ def canonical_port_name(text: str) -> str | None:
 
 
 class SwitchState:
-    """Ports 1..``ports``, all up, no description, no rate limit."""
+    """Ports 1..``ports``, all up, no description, no rate limit; named ``port_prefix`` + n."""
 
-    def __init__(self, ports: int = 8, hostname: str = "switch1") -> None:
+    def __init__(self, ports: int = 8, hostname: str = "switch1", port_prefix: str = PORT_PREFIX) -> None:
         if ports < 1:
             raise ValueError("a switch needs at least one port")
         self.hostname = hostname
         self._lock = threading.Lock()
-        self._ports = {n: Port(if_index=n, name=f"{PORT_PREFIX}{n}") for n in range(1, ports + 1)}
+        self._ports = {n: Port(if_index=n, name=f"{port_prefix}{n}") for n in range(1, ports + 1)}
         self.saved = 0  # times the configuration was written (``write memory``)
 
     def ports(self) -> list[Port]:
@@ -79,7 +80,7 @@ class SwitchState:
                 raise UnknownPort(if_index) from None
 
     def index_of(self, name: str) -> int:
-        """The ifIndex of a port given by (abbreviated) name; :class:`UnknownPort` if there is none."""
+        """The ifIndex of a port given by (abbreviated) Cisco-style name; :class:`UnknownPort` if none."""
         canonical = canonical_port_name(name)
         for port in self.ports():
             if port.name == canonical:

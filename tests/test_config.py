@@ -68,6 +68,9 @@ def test_shipped_config_loads_cleanly(name: str) -> None:
         "BILLING_NAS_SECRET": "a-shared-secret",
         "BILLING_BANK1_PASSWORD": "pw",
         "BILLING_BANK1_SIGNING_KEY": "k",
+        "BILLING_SWITCH_READ_COMMUNITY": "public",
+        "BILLING_SWITCH_WRITE_COMMUNITY": "private",
+        "BILLING_SWITCH_PASSWORD": "switch-password",
     }
     config = load_config(REPO / "conf" / name, env=env)
     assert isinstance(config, Config)
@@ -487,3 +490,99 @@ def test_payment_settings_errors_name_the_key_and_expectation(
     with pytest.raises(ConfigError) as error:
         load_config(write(tmp_path, MINIMAL + text), env={})
     assert f"{key}: " in str(error.value) and expected in str(error.value)
+
+
+# --------------------------------------------------------------------------- [provisioning]
+
+NAS = """
+[[aaa.nas]]
+name = "{name}"
+address = "{address}"
+secret = "a-shared-secret"
+vendor = "{vendor}"
+"""
+
+
+def test_coa_port_defaults_to_3799_and_to_1700_for_mikrotik(tmp_path: Path) -> None:
+    text = MINIMAL + NAS.format(name="a", address="10.0.0.1", vendor="cisco")
+    text += NAS.format(name="b", address="10.0.0.2", vendor="mikrotik")
+    config = load_config(write(tmp_path, text), env={})
+    assert [(n.name, n.coa_port, n.coa_nak) for n in config.aaa.nas] == [
+        ("a", 3799, "disconnect"),
+        ("b", 1700, "disconnect"),
+    ]
+
+
+def test_provisioning_defaults_keep_the_worker_off(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), env={})
+    assert config.provisioning.worker is False
+    assert config.provisioning.max_attempts == 5
+    assert config.provisioning.credentials == () and config.provisioning.nms == ()
+
+
+def test_provisioning_credentials_and_exporters_are_built(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + """
+[provisioning]
+worker = true
+
+[[provisioning.credentials]]
+name = "sw"
+read_community = "public"
+write_community = { env = "WRITE" }
+username = "admin"
+password = "pw"
+
+[[provisioning.nms]]
+type = "rest"
+name = "hook"
+url = "http://127.0.0.1:9/hook"
+secret = "0123456789abcdef0123456789abcdef"
+
+[[provisioning.nms]]
+type = "file"
+name = "drop"
+directory = "/tmp"
+format = "csv"
+"""
+    )
+    config = load_config(write(tmp_path, text), env={"WRITE": "wr1te-c0mmunity"})
+    creds = config.provisioning.credentials_named("sw")
+    assert creds is not None and creds.write_community == "wr1te-c0mmunity" and creds.password == "pw"
+    assert "wr1te-c0mmunity" not in repr(creds) and "wr1te-c0mmunity" not in str(config.to_public_dict())
+    hook, drop = config.provisioning.nms
+    assert type(hook).__name__ == "RestExportSettings" and hook.url.endswith("/hook")
+    assert type(drop).__name__ == "FileExportSettings" and drop.format == "csv"
+
+
+def test_provisioning_problems_name_the_key_and_what_was_expected(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + """
+[[provisioning.credentials]]
+name = "v3"
+snmp_version = "v3"
+
+[[provisioning.nms]]
+type = "rest"
+name = "hook"
+
+[[provisioning.nms]]
+type = "file"
+name = "drop"
+directory = "/tmp"
+url = "http://127.0.0.1/"
+"""
+    )
+    found = {p.key: p.message for p in problems_of(write(tmp_path, text))}
+    assert "required when snmp_version is v3" in found["provisioning.credentials[0].v3_user"]
+    assert "required for type = 'rest'" in found["provisioning.nms[0].url"]
+    assert "required for type = 'rest'" in found["provisioning.nms[0].secret"]
+    assert "not used by type = 'file'" in found["provisioning.nms[1].url"]
+
+
+def test_provisioning_backoff_cap_below_the_first_backoff_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL + "\n[provisioning]\nbackoff_s = 10\nbackoff_max_s = 1\n"
+    found = {p.key: p.message for p in problems_of(write(tmp_path, text))}
+    assert found == {"provisioning.backoff_max_s": "must be >= backoff_s"}

@@ -12,7 +12,10 @@ import click
 
 from billing.cli import audit, check, config, db, dictionaries, ledger, operators, subscribers, tariffs
 from billing.cli import charges as charge_commands
+from billing.cli import network as network_commands
+from billing.cli import network_reconcile as network_reconcile_commands
 from billing.cli import payments as payment_commands
+from billing.cli import provisioning as provisioning_commands
 from billing.cli import quota as quota_commands
 from billing.cli import reconcile as reconcile_commands
 from billing.cli import services as service_commands
@@ -84,7 +87,10 @@ for _group in (
     unmatched_commands.group,
     reconcile_commands.registry_group,
     reconcile_commands.reconcile,
+    network_reconcile_commands.reconcile_network,
     quota_commands.group,
+    provisioning_commands.group,
+    network_commands.group,
     dictionaries.group,
     operators.group,
     operators.roles,

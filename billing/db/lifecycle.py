@@ -36,7 +36,11 @@ LIFECYCLE_EVENTS = (
 SCHEDULED_STATES = ("pending", "done", "cancelled", "refused")
 NETWORK_ACTIONS = ("allow", "walled_garden", "deny")
 """The values of ``billing.lifecycle_rules.NetworkAccess``."""
-TASK_STATES = ("pending", "done", "failed")
+TASK_STATES = ("pending", "running", "done", "unknown", "dead", "cancelled", "superseded")
+"""pending (due at ``next_attempt_at``), running (claimed until ``lease_until``), done (every
+target confirmed), unknown (no answer after every attempt: the reconciler decides), dead (refused
+after every attempt: staff must look), cancelled (by staff), superseded (a later task or a
+reconciler repair replaced it). See :mod:`billing.provisioning_outbox`."""
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -125,7 +129,7 @@ class VoluntarySuspension(Base):
 
 
 class ProvisioningTask(Base):
-    """The outbox: what the network must enforce for a service; a worker (issue 6) executes it.
+    """The outbox: what the network must enforce for a service; the worker executes it.
 
     ``network`` is allow (with ``tariff_code``'s profile), walled_garden or deny; ``release``
     says the service is gone and its network identity may be freed. ``idempotency_key`` (e.g.
@@ -133,6 +137,11 @@ class ProvisioningTask(Base):
     ``session_key`` (an ``acct_unique_id``) narrows a task to one RADIUS session: prepaid quota
     (``billing.quota``) writes ``allow`` with ``speed_profile`` set (CoA the session to that
     throttle profile) or ``deny`` (Disconnect the session), keys ``quota:<session>:<action>``.
+
+    The worker (:mod:`billing.provisioning_worker`) claims a task by setting ``running``,
+    ``claimed_by`` and ``lease_until``; a lease that runs out (the worker died) makes it claimable
+    again. Each try is a ``provisioning_attempts`` row per target; ``outcome`` sums up the last.
+    ``exported_at`` is the NMS export cursor: set once the finished task reached every exporter.
     """
 
     __tablename__ = "provisioning_tasks"
@@ -156,3 +165,9 @@ class ProvisioningTask(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     session_key: Mapped[str | None] = mapped_column(String(64))
     speed_profile: Mapped[str | None] = mapped_column(String(64))
+    next_attempt_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(500))
+    exported_at: Mapped[datetime | None]

@@ -13,7 +13,13 @@ from billing.db.base import Base, BigId
 
 
 class Switch(Base):
-    """An access switch; ``remote_id`` is what it puts in Option 82 (its MAC, or a hostname)."""
+    """An access switch; ``remote_id`` is what it puts in Option 82 (its MAC, or a hostname).
+
+    ``device_type`` picks the driver that controls it (``nms_adapters.switches``: snmp,
+    cisco_ios, huawei; NULL: billing does not control it), ``credentials`` names a
+    ``[[provisioning.credentials]]`` entry of the config (secrets stay out of the database),
+    ``snmp_port`` / ``ssh_port`` are NULL for the standard 161 / 22.
+    """
 
     __tablename__ = "switches"
 
@@ -22,6 +28,11 @@ class Switch(Base):
     remote_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     address: Mapped[str | None] = mapped_column(String(64))
     vendor: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(64))
+    device_type: Mapped[str | None] = mapped_column(String(32))
+    credentials: Mapped[str | None] = mapped_column(String(64))
+    snmp_port: Mapped[int | None] = mapped_column(Integer)
+    ssh_port: Mapped[int | None] = mapped_column(Integer)
 
 
 class SwitchPort(Base):

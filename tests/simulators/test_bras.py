@@ -9,7 +9,9 @@ Disconnect requests are built by the test with ``aaa.codec.encode_request``.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +22,19 @@ import pytest
 from aaa import codec
 from aaa.codec import Code, RadiusPacket
 from simulators import bras as sim
-from simulators.bras import BrasConfig, BrasSimulator, Outcome, Subscriber, TerminateCause
+from simulators.bras import (
+    BrasConfig,
+    BrasSimulator,
+    CoaAnswer,
+    ErrorCause,
+    Outcome,
+    Subscriber,
+    TerminateCause,
+)
 from simulators.main import main
 
 SECRET = b"testing123"
+RADCLIENT = shutil.which("radclient")
 GIB = 1 << 30
 
 # attribute types (RFC 2865/2866/2869/5176)
@@ -345,6 +356,144 @@ def test_coa_and_disconnect_are_verified_acked_and_acted_on(responder: Responder
         stats = bras.stats
     assert (stats.coa_acked, stats.coa_naked, stats.disconnect_acked, stats.disconnect_naked) == (1, 1, 1, 1)
     assert (stats.coa_duplicates, stats.coa_dropped) == (1, 1)
+
+
+def test_nak_and_silent_answer_modes_are_set_per_request_kind(responder: Responder) -> None:
+    """coa_answer="nak": NAK with the configured cause, nothing applied; disconnect "silent": no answer."""
+    cfg = config(
+        responder.port, (ALICE, BOB), coa_answer="nak", nak_error_cause=405, disconnect_answer="silent"
+    )
+    with BrasSimulator(cfg) as bras:
+        address = bras.coa_address
+        assert address is not None
+        for sub in (ALICE, BOB):
+            bras.authenticate(sub)
+            bras.start(sub)
+        raw, req = coa_request(
+            Code.COA_REQUEST, [(USER_NAME, b"alice"), (MIKROTIK, MIKROTIK_RATE_LIMIT, b"1M/1M")]
+        )
+        reply = send_coa(address, raw, req)
+        assert reply is not None and reply.code == Code.COA_NAK
+        assert u32(reply.get(ERROR_CAUSE)) == ErrorCause.UNSUPPORTED_SERVICE
+        assert bras.last_coa(ALICE) == {} and bras.session(ALICE).coa == {}  # type: ignore[union-attr]
+
+        raw, req = coa_request(Code.COA_REQUEST, [(ACCT_SESSION_ID, b"no-such-session")])
+        reply = send_coa(address, raw, req)
+        assert reply is not None and u32(reply.get(ERROR_CAUSE)) == 503  # an unknown session stays 503
+
+        raw, req = coa_request(Code.DISCONNECT_REQUEST, [(USER_NAME, b"bob")])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as nas_client:
+            assert send_coa(address, raw, req, nas_client, timeout=0.2) is None
+            assert send_coa(address, raw, req, nas_client, timeout=0.2) is None  # a retransmission too
+        assert bras.session(BOB) is not None
+        stats = bras.stats
+    assert (stats.coa_naked, stats.coa_acked, stats.disconnect_silenced, stats.disconnect_acked) == (
+        2,
+        0,
+        2,
+        0,
+    )
+    assert len(responder.accounting(STOP)) == 0
+    assert "unanswered on purpose 0 CoA, 2 disconnect" in stats.summary()
+
+
+def test_a_nakked_disconnect_keeps_the_session_and_the_default_cause_is_501(responder: Responder) -> None:
+    """disconnect_answer="nak" without a cause: 501 Administratively-Prohibited; CoA still ACKed."""
+    with BrasSimulator(config(responder.port, (ALICE,), disconnect_answer="nak")) as bras:
+        address = bras.coa_address
+        assert address is not None
+        bras.authenticate(ALICE)
+        bras.start(ALICE)
+        raw, req = coa_request(Code.DISCONNECT_REQUEST, [(USER_NAME, b"alice")])
+        reply = send_coa(address, raw, req)
+        assert reply is not None and reply.code == Code.DISCONNECT_NAK
+        assert u32(reply.get(ERROR_CAUSE)) == ErrorCause.ADMINISTRATIVELY_PROHIBITED == 501
+        assert bras.session(ALICE) is not None
+        raw, req = coa_request(
+            Code.COA_REQUEST, [(USER_NAME, b"alice"), (MIKROTIK, MIKROTIK_RATE_LIMIT, b"2M/2M")]
+        )
+        reply = send_coa(address, raw, req)
+        assert reply is not None and reply.code == Code.COA_ACK
+
+
+def test_last_coa_is_the_last_acked_change_while_coa_accumulates(responder: Responder) -> None:
+    """Two ACKed CoAs: ``last_coa`` shows the second one's attributes only, ``Session.coa`` both."""
+    with BrasSimulator(config(responder.port, (ALICE, BOB))) as bras:
+        address = bras.coa_address
+        assert address is not None
+        for sub in (ALICE, BOB):
+            bras.authenticate(sub)
+            bras.start(sub)
+        for attr in ((MIKROTIK, MIKROTIK_RATE_LIMIT, b"10M/10M"), (CLASS, b"walled")):
+            raw, req = coa_request(Code.COA_REQUEST, [(USER_NAME, b"alice"), attr])
+            reply = send_coa(address, raw, req)
+            assert reply is not None and reply.code == Code.COA_ACK
+        assert bras.last_coa(ALICE) == {"Class": b"walled"}
+        assert bras.session(ALICE).coa == {"Mikrotik-Rate-Limit": "10M/10M", "Class": b"walled"}  # type: ignore[union-attr]
+        assert bras.last_coa(BOB) == {}
+        assert bras.last_coa(Subscriber("nobody", "x")) is None
+
+
+def test_answer_modes_are_validated_and_exposed_on_the_command_line(
+    responder: Responder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unknown modes and causes outside 400-599 are refused; the CLI passes the modes through."""
+    with pytest.raises(ValueError, match="coa_answer 'maybe'"):
+        config(responder.port, (ALICE,), coa_answer="maybe")
+    with pytest.raises(ValueError, match="400-599"):
+        config(responder.port, (ALICE,), nak_error_cause=201)
+    assert config(responder.port, (ALICE,), disconnect_answer="silent").disconnect_answer is CoaAnswer.SILENT
+    for bad in (["--coa-answer", "maybe"], ["--nak-error-cause", "99"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["bras", "--generate", "u%d:p%d:1-1", *bad])
+        assert exit_info.value.code == 2
+    argv = ["bras", "--auth-port", str(responder.port), "--acct-port", str(responder.port), "--secret"]
+    argv += [SECRET.decode(), "--generate", "u%d:p%d:1-1", "--duration", "0.3", "--coa-port", "0"]
+    argv += [
+        "--coa-answer",
+        "nak",
+        "--disconnect-answer",
+        "silent",
+        "--nak-error-cause",
+        "506",
+        "--timeout",
+        "0.3",
+    ]
+    assert main(argv) == 0
+    assert "(CoA nak, Disconnect silent)" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(RADCLIENT is None, reason="FreeRADIUS radclient not installed (Debian: freeradius-utils)")
+def test_radclient_gets_verified_ack_and_nak_with_error_cause_from_the_simulator(
+    responder: Responder,
+) -> None:
+    """FreeRADIUS's radclient, an independent client, verifies a Disconnect-ACK and a CoA-NAK's cause."""
+    assert RADCLIENT is not None
+    with BrasSimulator(config(responder.port, (ALICE, BOB), coa_answer="nak")) as bras:
+        address = bras.coa_address
+        assert address is not None
+        for sub in (ALICE, BOB):
+            bras.authenticate(sub)
+            bras.start(sub)
+        alice = bras.session(ALICE)
+        assert alice is not None
+
+        def radclient(kind: str, attributes: str) -> str:
+            run = subprocess.run(
+                [RADCLIENT, "-x", "-r", "1", "-t", "2", f"{address[0]}:{address[1]}", kind, SECRET.decode()],
+                input=f"{attributes}\nMessage-Authenticator = 0x00\n".encode(),
+                capture_output=True,
+                timeout=20,
+            )
+            return run.stdout.decode() + run.stderr.decode()
+
+        out = radclient("coa", f'Acct-Session-Id = "{alice.acct_session_id}"\nMikrotik-Rate-Limit = "1M/1M"')
+        assert "Received CoA-NAK" in out and "Error-Cause = Administratively-Prohibited" in out, out
+        out = radclient("disconnect", 'User-Name = "bob"')
+        assert "Received Disconnect-ACK" in out, out
+        assert bras.session(BOB) is None
+        stats = bras.stats
+    assert (stats.coa_naked, stats.disconnect_acked, stats.coa_dropped) == (1, 1, 0)
 
 
 # --------------------------------------------------------------------------- whole runs

@@ -37,6 +37,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     set_cmd,
 )
 
+from simulators.switch_huawei import UNRECOGNIZED, WRONG_PARAMETER, HuaweiCli, huawei_port_index
 from simulators.switch_ssh import INVALID, IosCli, Mode
 from simulators.switch_state import AdminStatus, SwitchState, canonical_port_name
 
@@ -270,3 +271,74 @@ def test_port_names() -> None:
     assert canonical_port_name("gigabitethernet 0/12") == "GigabitEthernet0/12"
     assert canonical_port_name("Fa0/1") is None
     assert canonical_port_name("g0/1") is None  # too short to be unambiguous
+
+
+def test_cli_accepts_ios_committed_access_rate_and_shows_it_for_both_directions() -> None:
+    state = SwitchState(2)
+    cli = IosCli(state)
+    for line in ("enable", "conf t", "int gi0/1"):
+        cli.execute(line)
+    car = "rate-limit input 20480000 3840000 7680000 conform-action transmit exceed-action drop"
+    assert cli.execute(car) == "" and state.port(1).rate_limit_kbps == 20480
+    too_fast = car.replace("20480000", "20000000000")  # beyond IOS's 10 Gbit/s
+    assert INVALID in cli.execute(too_fast) and state.port(1).rate_limit_kbps == 20480
+    shown = cli.execute("do show running-config interface Gi0/1")
+    assert f" {car}" in shown and f" {car.replace('input', 'output')}" in shown
+    assert cli.execute(f"no {car}") == "" and state.port(1).rate_limit_kbps == 0
+
+
+def test_huawei_cli_views_prompts_and_abbreviations() -> None:
+    state = SwitchState(2, hostname="HUAWEI")
+    cli = HuaweiCli(state)
+    assert cli.prompt == "<HUAWEI>"
+    assert cli.execute("screen-length 0 temporary") == ""
+    assert "Enter system view" in cli.execute("sys")
+    assert cli.prompt == "[HUAWEI]"
+    cli.execute("int GE0/0/2")
+    assert cli.prompt == "[HUAWEI-GigabitEthernet0/0/2]"
+    cli.execute("shut")
+    cli.execute("description cust-2002")
+    cli.execute("qos lr inbound cir 20480")
+    port = state.port(2)
+    assert (port.admin, port.alias, port.rate_limit_kbps) == (AdminStatus.DOWN, "cust-2002", 20480)
+    shown = cli.execute("display this")
+    assert " shutdown" in shown and " qos lr outbound cir 20480 cbs 2560000" in shown
+    cli.execute("undo shut")
+    cli.execute("undo qos lr inbound")
+    assert state.port(2).admin is AdminStatus.UP and state.port(2).rate_limit_kbps == 0
+    cli.execute("quit")
+    assert cli.prompt == "[HUAWEI]"
+    cli.execute("int g0/0/1")
+    cli.ctrl_z()
+    assert cli.prompt == "<HUAWEI>"
+    cli.execute("quit")
+    assert cli.closed
+
+
+def test_huawei_cli_errors_put_the_caret_under_the_offending_word_and_keep_the_view() -> None:
+    cli = HuaweiCli(SwitchState(2, hostname="HUAWEI"))
+    cli.execute("system-view")
+    cli.execute("interface GigabitEthernet0/0/1")
+    prompt = cli.prompt
+    answer = cli.execute("qos lr inbound cir 20000000").split("\n")
+    assert answer == [" " * (len(prompt) + len("qos lr inbound cir ")) + "^", WRONG_PARAMETER]
+    assert cli.execute("frobnicate").endswith(UNRECOGNIZED)
+    assert cli.execute("interface GigabitEthernet0/0/9").endswith(WRONG_PARAMETER)
+    assert cli.execute("qos lr").endswith("Error: Incomplete command found at '^' position.")
+    assert cli.prompt == prompt  # errors keep the view
+
+
+def test_huawei_display_commands_show_port_states() -> None:
+    state = SwitchState(2, hostname="HUAWEI", port_prefix="GigabitEthernet0/0/")
+    state.set_admin(1, AdminStatus.DOWN)
+    state.set_alias(2, "cust-2002")
+    cli = HuaweiCli(state)
+    brief = cli.execute("dis int br")
+    assert re.search(r"^GigabitEthernet0/0/1\s+\*down\s+down", brief, re.MULTILINE), brief
+    assert re.search(r"^GigabitEthernet0/0/2\s+up\s+up", brief, re.MULTILINE), brief
+    assert re.search(r"^GE0/0/2\s+up\s+up\s+cust-2002$", cli.execute("display interface description"), re.M)
+    config = cli.execute("display current-configuration")
+    assert "interface GigabitEthernet0/0/1\n shutdown\n#" in config and config.endswith("#\nreturn")
+    assert "Continue? [Y/N]" in cli.execute("save") and cli.prompt == ""
+    assert "successfully" in cli.execute("y") and state.saved == 1
+    assert huawei_port_index("gigabitethernet 0/0/7") == 7 and huawei_port_index("Gi0/7") is None

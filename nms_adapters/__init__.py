@@ -1,0 +1,1 @@
+"""Network-side adapters: switch drivers and the NMS export of provisioning events."""
