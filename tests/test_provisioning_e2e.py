@@ -11,16 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from billing.config import load_config
 from billing.db.engine import make_engine
+from billing.db.lifecycle import ProvisioningTask
 from billing.db.provisioning import NetworkState
 from billing.db.sessions import RadiusSession
+from billing.network_reconcile import run_reconcile
+from billing.service_lifecycle import rules_for
+from nms_adapters.events import events_from_csv
 from simulators.bras import BrasSimulator, CoaAnswer
+from simulators.nms import NmsSimulator
 from tests.provisioning_world import (
     Billingd,
     adjust,
@@ -38,7 +45,8 @@ from tests.provisioning_world import (
     wait_for,
 )
 
-LOGINS = ["debtor", "refuser", "silent", "gone"]
+LOGINS = ["debtor", "refuser", "silent", "gone", "exported"]
+NMS_SECRET = b"nms-secret-0123456789abcdef"
 
 
 @dataclass
@@ -47,6 +55,9 @@ class World:
     engine: Engine
     coa_port: int
     services: dict[str, int]
+    config: Path
+    nms: NmsSimulator
+    drop: Path
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -59,11 +70,34 @@ def world(
     tmp = tmp_path_factory.mktemp(f"provisioning-{request.param}")
     services = seed(url, LOGINS)
     coa_port = free_udp_port()
-    daemon = start_billingd(config(tmp, url, coa_port), tmp / "billingd.log")
+    drop = tmp / "nms-drop"
+    drop.mkdir()
+    nms = NmsSimulator(secret=NMS_SECRET).start()
+    exporters = f"""
+[[provisioning.nms]]
+type = "file"
+name = "drop"
+directory = "{drop}"
+format = "csv"
+
+[[provisioning.nms]]
+type = "rest"
+name = "hook"
+url = "{nms.rest_url}"
+secret = "{NMS_SECRET.decode()}"
+
+[[provisioning.nms]]
+type = "soap"
+name = "soap"
+url = "{nms.wsdl_url}"
+"""
+    cfg = config(tmp, url, coa_port, more=exporters, export_interval_s="0.2")
+    daemon = start_billingd(cfg, tmp / "billingd.log")
     engine = make_engine(url)
     try:
-        yield World(daemon, engine, coa_port, services)
+        yield World(daemon, engine, coa_port, services, cfg, nms, drop)
     finally:
+        nms.stop()
         code = daemon.stop()
         engine.dispose()
         templates.drop(url)
@@ -142,8 +176,11 @@ def test_a_coa_nak_falls_back_to_disconnect_and_the_session_ends(world: World, s
     )
 
 
-def test_silence_is_retried_with_backoff_then_the_task_is_unknown(world: World, sim: BrasSimulator) -> None:
-    """No answer: each try retransmits, three tries (max_attempts), then ``unknown`` for the reconciler."""
+def test_silence_is_retried_then_unknown_and_the_reconciler_repairs_it(
+    world: World, sim: BrasSimulator
+) -> None:
+    """No answer: each try retransmits, three tries (max_attempts), then ``unknown``; the reconciler
+    sees the blocked service still online and its repair task (superseding the unknown one) ends it."""
     sub, service_id = subscriber("silent"), world.services["silent"]
     online(sim, world.engine, sub)
     sim.config = replace(sim.config, disconnect_answer=CoaAnswer.SILENT)
@@ -161,6 +198,25 @@ def test_silence_is_retried_with_backoff_then_the_task_is_unknown(world: World, 
     assert task.attempts == 3 and task.outcome.startswith("after 3 tries")
     assert sim.session(sub) is not None and sim.session(sub).active  # type: ignore[union-attr]
 
+    # The reconciler finds the blocked service still online, and its repair task ends it.
+    sim.config = replace(sim.config, disconnect_answer=CoaAnswer.ACK)
+    settings = load_config(world.config, env={})
+    report = run_reconcile(world.engine, settings.provisioning, settings.aaa, rules_for(UTC), repair=True)
+    [drift] = [d for d in report.drift if d.service_id == service_id]
+    assert drift.kind == "session_should_be_down"
+    [repair] = [r for r in report.repairs if r.service_id == service_id]
+    assert repair.task_id is not None
+    repaired = wait_for(world.engine, task_in("done", service_id), what="the repair task done")
+    assert repaired.id == repair.task_id and repaired.idempotency_key.startswith(f"reconcile:{service_id}:")
+    with Session(world.engine) as s:
+        old = s.get(ProvisioningTask, task.id)
+        assert (
+            old is not None and old.state == "superseded" and f"task {repair.task_id}" in (old.outcome or "")
+        )
+    assert sim.session(sub) is None or not sim.session(sub).active  # type: ignore[union-attr]
+    again = run_reconcile(world.engine, settings.provisioning, settings.aaa, rules_for(UTC))
+    assert [d for d in again.drift if d.service_id == service_id] == []
+
 
 def test_a_session_the_nas_no_longer_has_counts_as_disconnected(world: World, sim: BrasSimulator) -> None:
     """Error-Cause 503 (Session-Context-Not-Found) to a Disconnect: the goal is met, the task is done."""
@@ -175,6 +231,28 @@ def test_a_session_the_nas_no_longer_has_counts_as_disconnected(world: World, si
         assert (attempt.action, attempt.result, attempt.error_cause) == ("disconnect", "gone", 503)
     finally:
         fresh.close()
+
+
+def test_finished_tasks_reach_every_nms_exporter(world: World) -> None:
+    """A finished task is dropped as a CSV file, POSTed signed to the REST hook and sent over SOAP."""
+    service_id = world.services["exported"]
+    decide(world.engine, service_id, "block")
+    task = wait_for(world.engine, task_in("done", service_id), what="the block's task done")
+    for endpoint in ("rest", "soap"):
+        wait_for(
+            world.engine,
+            lambda s, e=endpoint: any(
+                d.endpoint == e and any(ev.task_id == task.id for ev in d.events)
+                for d in world.nms.deliveries
+            ),
+            what=f"the task's event at the NMS over {endpoint}",
+        )
+    [event] = [e for e in world.nms.events if e.task_id == task.id][:1]
+    assert (event.service_id, event.action, event.outcome) == (service_id, "deny", "done")
+    dropped = [e for f in sorted(world.drop.glob("*.csv")) for e in events_from_csv(f.read_bytes())]
+    assert task.id in {e.task_id for e in dropped}
+    assert not list(world.drop.glob(".*.tmp"))  # atomic rename: no temporary file left
+    assert all(a.status == 200 for a in world.nms.attempts)  # every signature was accepted
 
 
 def test_the_worker_logged_its_start(world: World) -> None:
