@@ -440,15 +440,7 @@ def _load_profiles(conn: Connection, previous: Mapping[int, SpeedProfile]) -> di
     out: dict[int, SpeedProfile] = {}
     for row in conn.execute(select(p)):
         try:
-            profile = SpeedProfile(
-                row.name,
-                row.down_kbps,
-                row.up_kbps,
-                row.burst_down_kbps,
-                row.burst_up_kbps,
-                row.burst_threshold_kbps,
-                row.burst_time_s,
-            )
+            profile = SpeedProfile.from_record(row)
         except InvalidProfile as exc:
             _log.error("snapshot: speed profile %s unusable: %s", row.id, exc)
             continue

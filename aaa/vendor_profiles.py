@@ -213,6 +213,19 @@ class SpeedProfile:
     def has_burst(self) -> bool:
         return self.burst_down_kbps is not None or self.burst_up_kbps is not None
 
+    @classmethod
+    def from_record(cls, row: Any) -> SpeedProfile:
+        """From anything with the same attribute names (a ``speed_profiles`` row, a result row)."""
+        return cls(
+            row.name,
+            row.down_kbps,
+            row.up_kbps,
+            row.burst_down_kbps,
+            row.burst_up_kbps,
+            row.burst_threshold_kbps,
+            row.burst_time_s,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Authorization:

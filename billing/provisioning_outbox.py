@@ -288,15 +288,7 @@ def _profiles(session: Session) -> tuple[dict[int, SpeedProfile], dict[str, Spee
     by_id: dict[int, SpeedProfile] = {}
     by_name: dict[str, SpeedProfile] = {}
     for row in session.scalars(select(SpeedProfileRow)):
-        profile = SpeedProfile(
-            row.name,
-            row.down_kbps,
-            row.up_kbps,
-            row.burst_down_kbps,
-            row.burst_up_kbps,
-            row.burst_threshold_kbps,
-            row.burst_time_s,
-        )
+        profile = SpeedProfile.from_record(row)
         by_id[row.id], by_name[row.name] = profile, profile
     return by_id, by_name
 

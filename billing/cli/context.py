@@ -54,6 +54,7 @@ def domain_errors() -> tuple[type[Exception], ...]:
     from billing.lifecycle import LifecycleError
     from billing.operators import OperatorError
     from billing.payments import PaymentError
+    from billing.provisioning_admin import ProvisioningAdminError
     from billing.service_lifecycle import ServiceLifecycleError
     from billing.subscribers import SubscriberError
     from rating.money import MoneyError
@@ -63,6 +64,7 @@ def domain_errors() -> tuple[type[Exception], ...]:
         DictionaryError,
         OperatorError,
         PaymentError,
+        ProvisioningAdminError,
         SubscriberError,
         LedgerError,
         LifecycleError,

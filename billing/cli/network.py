@@ -9,18 +9,15 @@ are audited; ``list`` and ``show`` need ``network.read``. The work is
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from billing.cli import output
-from billing.cli.context import AppState, CliFailure
+from billing.cli.context import AppState
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from billing.audit import Actor
+    pass
 
 T = TypeVar("T")
 
@@ -39,15 +36,6 @@ PORT = click.IntRange(1, 65535)
 )
 def group() -> None:
     """Access switches: how billing reaches them, and the service bound to each port."""
-
-
-def _run(state: AppState, permission: str, command: str, work: Callable[[Session, Actor], T]) -> T:
-    from billing.provisioning_admin import ProvisioningAdminError
-
-    try:
-        return state.run(permission, command, work)
-    except ProvisioningAdminError as exc:
-        raise CliFailure(str(exc)) from None
 
 
 def _warn_unknown_credentials(state: AppState, name: str | None) -> None:
@@ -109,8 +97,7 @@ def add(
     from billing.provisioning_admin import NETWORK_MANAGE, add_switch
 
     _warn_unknown_credentials(state, credentials)
-    info = _run(
-        state,
+    info = state.run(
         NETWORK_MANAGE,
         "switch add",
         lambda session, actor: add_switch(
@@ -177,8 +164,7 @@ def set_(
     from billing.provisioning_admin import KEEP, NETWORK_MANAGE, update_switch
 
     _warn_unknown_credentials(state, credentials)
-    info = _run(
-        state,
+    info = state.run(
         NETWORK_MANAGE,
         "switch set",
         lambda session, actor: update_switch(
@@ -205,7 +191,7 @@ def list_(state: AppState, as_json: bool) -> None:
     """Every switch by name, with its driver and how many ports are on record and bound."""
     from billing.provisioning_admin import NETWORK_READ, list_switches
 
-    rows = _run(state, NETWORK_READ, "switch list", lambda session, _: list_switches(session))
+    rows = state.run(NETWORK_READ, "switch list", lambda session, _: list_switches(session))
 
     def render(found: list[Any]) -> None:
         output.table(
@@ -249,7 +235,7 @@ def show(state: AppState, name: str, as_json: bool) -> None:
     """A switch and its ports, with the service and account bound to each."""
     from billing.provisioning_admin import NETWORK_READ, switch_detail
 
-    found = _run(state, NETWORK_READ, "switch show", lambda session, _: switch_detail(session, name))
+    found = state.run(NETWORK_READ, "switch show", lambda session, _: switch_detail(session, name))
 
     def render(detail: Any) -> None:
         _render_switch(detail.switch)
@@ -281,8 +267,7 @@ def bind(state: AppState, name: str, port: str, service_id: int, vlan: int, as_j
     """
     from billing.provisioning_admin import NETWORK_MANAGE, bind_port
 
-    found = _run(
-        state,
+    found = state.run(
         NETWORK_MANAGE,
         "switch bind",
         lambda session, actor: bind_port(session, actor, name, port, service_id, vlan),
@@ -305,8 +290,7 @@ def unbind(state: AppState, name: str, port: str, vlan: int | None, as_json: boo
     """Free PORT of switch NAME from its service (the port stays on record; the switch is not told)."""
     from billing.provisioning_admin import NETWORK_MANAGE, unbind_port
 
-    found = _run(
-        state,
+    found = state.run(
         NETWORK_MANAGE,
         "switch unbind",
         lambda session, actor: unbind_port(session, actor, name, port, vlan),

@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from billing.cli import output
-from billing.cli.context import AppState, CliFailure
+from billing.cli.context import AppState
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from billing.audit import Actor
+    pass
 
 T = TypeVar("T")
 
@@ -37,15 +35,6 @@ STATES = ("pending", "running", "done", "unknown", "dead", "cancelled", "superse
 )
 def group() -> None:
     """The provisioning outbox: what the network must enforce, every attempt, retry and cancel."""
-
-
-def _run(state: AppState, permission: str, command: str, work: Callable[[Session, Actor], T]) -> T:
-    from billing.provisioning_admin import ProvisioningAdminError
-
-    try:
-        return state.run(permission, command, work)
-    except ProvisioningAdminError as exc:
-        raise CliFailure(str(exc)) from None
 
 
 @group.command("list")
@@ -72,8 +61,7 @@ def list_(
     """Tasks, newest first: what each does, its state, tries, next try and last outcome."""
     from billing.provisioning_admin import READ, list_tasks
 
-    rows = _run(
-        state,
+    rows = state.run(
         READ,
         "provisioning list",
         lambda session, _: list_tasks(
@@ -127,7 +115,7 @@ def show(state: AppState, task_id: int, as_json: bool) -> None:
     """One task with every attempt: target, request, result (Error-Cause), detail, duration."""
     from billing.provisioning_admin import READ, task_detail
 
-    found = _run(state, READ, "provisioning show", lambda session, _: task_detail(session, task_id))
+    found = state.run(READ, "provisioning show", lambda session, _: task_detail(session, task_id))
     output.emit(found, as_json, _render_detail)
 
 
@@ -197,8 +185,8 @@ def retry(state: AppState, task_id: int, as_json: bool) -> None:
     from billing.provisioning_admin import MANAGE
     from billing.provisioning_admin import retry as retry_task
 
-    found = _run(
-        state, MANAGE, "provisioning retry", lambda session, actor: retry_task(session, actor, task_id)
+    found = state.run(
+        MANAGE, "provisioning retry", lambda session, actor: retry_task(session, actor, task_id)
     )
     output.emit(found, as_json, _render_change("retried"))
 
@@ -212,7 +200,7 @@ def cancel(state: AppState, task_id: int, as_json: bool) -> None:
     from billing.provisioning_admin import MANAGE
     from billing.provisioning_admin import cancel as cancel_task
 
-    found = _run(
-        state, MANAGE, "provisioning cancel", lambda session, actor: cancel_task(session, actor, task_id)
+    found = state.run(
+        MANAGE, "provisioning cancel", lambda session, actor: cancel_task(session, actor, task_id)
     )
     output.emit(found, as_json, _render_change("cancelled"))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from nms_adapters.switches.config_text import InterfaceConfig, interface_sections
-from nms_adapters.switches.port_names import canonical_port_name
+from nms_adapters.switches.port_names import canonical_port_name, interface_name
 
 __all__ = [
     "NETMIKO_DEVICE_TYPE",
@@ -60,14 +60,6 @@ _OPER = {
     "xcvrabsen": False,
     "noxcvr": False,
 }
-
-
-def interface_name(port: str) -> str:
-    """The full IOS interface name for a DB port name (``Gi0/3`` → ``GigabitEthernet0/3``)."""
-    name = canonical_port_name(port)
-    if name is None:
-        raise ValueError(f"{port!r} is not an interface name")
-    return name
 
 
 def config_prompt(hostname: str) -> str:

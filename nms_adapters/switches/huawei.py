@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from nms_adapters.switches.config_text import InterfaceConfig, interface_sections
-from nms_adapters.switches.port_names import canonical_port_name
+from nms_adapters.switches.port_names import canonical_port_name, interface_name
 
 __all__ = [
     "NETMIKO_DEVICE_TYPE",
@@ -45,14 +45,6 @@ CIR_MIN_KBPS = 64
 _DIRECTIONS = ("inbound", "outbound")
 _RATE_LINE = re.compile(r"^qos lr (inbound|outbound) cir (\d+)\b")
 _ERROR = re.compile(r"^Error:.*$", re.MULTILINE)  # "Error: Unrecognized command found at '^' position."
-
-
-def interface_name(port: str) -> str:
-    """The full VRP interface name for a DB port name (``GE0/0/3`` → ``GigabitEthernet0/0/3``)."""
-    name = canonical_port_name(port)
-    if name is None:
-        raise ValueError(f"{port!r} is not an interface name")
-    return name
 
 
 def config_prompt(hostname: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["canonical_port_name", "same_port"]
+__all__ = ["canonical_port_name", "interface_name", "same_port"]
 
 # Full interface type names of Cisco IOS and Huawei VRP; an abbreviation is a unique prefix of one
 _FULL_NAMES = (
@@ -55,6 +55,14 @@ def canonical_port_name(name: str) -> str | None:
     exact = [full for full in _FULL_NAMES if full.lower() == kind]
     candidates = exact or [full for full in _FULL_NAMES if full.lower().startswith(kind)]
     return candidates[0] + number if len(candidates) == 1 else None
+
+
+def interface_name(port: str) -> str:
+    """The full interface name for a DB port name (``Gi0/3`` → ``GigabitEthernet0/3``); ValueError if none."""
+    name = canonical_port_name(port)
+    if name is None:
+        raise ValueError(f"{port!r} is not an interface name")
+    return name
 
 
 def same_port(a: str, b: str) -> bool:
