@@ -17,13 +17,18 @@ each day's run (services charged, lines, totals, payments, status changes), the 
 the balances with each service's status, one statement and the ledger's invariant check, and
 which ``billing-admin`` commands show more.
 
-Then it starts ``billingd`` on the same database and the BRAS simulator (``billing-sim bras``)
-with the demo subscribers, and prints a live summary every second or two: sessions online,
-Access-Accept/Reject, accounting stored, rows in ``radius_sessions`` and ``session_usage``,
-from billingd's metrics endpoint and the database. Two subscribers are there for ``radtest``:
-``demo``/``demo`` (active, funded: Access-Accept with its speed) and ``broke``/``broke`` (a
-business connected late in the month that never paid: out of funds but still within the
-business grace period, so active, and conf/demo.toml's business policy rejects, "out of funds").
+Then it starts ``billingd`` on the same database, with its provisioning outbox worker, and runs
+the provisioning loop (:mod:`billing.demo_provisioning`) against a BRAS simulator holding one
+PPPoE session and a switch simulator (``billing-sim switch``, SNMP) whose port is bound to the IPoE
+line: out of money → suspended → walled-garden CoA ACKed / port blocked → paid → resumed → the
+tariff's rate back by CoA / port unblocked. With time left it starts the BRAS simulator
+(``billing-sim bras``) with all the demo subscribers, and prints a live summary every second or
+two: sessions online, Access-Accept/Reject, accounting stored, rows in ``radius_sessions`` and
+``session_usage``, from billingd's metrics endpoint and the database. Two subscribers are there
+for ``radtest``: ``demo``/``demo`` (active, funded: Access-Accept with its speed) and
+``broke``/``broke`` (a business connected late in the month that never paid: out of funds but
+still within the business grace period, so active, and conf/demo.toml's business policy rejects,
+"out of funds").
 
 While billingd runs it also serves the banks' SOAP API (``[payments]`` in conf/demo.toml): the
 WSDL at ``http://127.0.0.1:8080/payments?wsdl``, with the demo bank's credentials printed next to
@@ -31,8 +36,9 @@ it, for a bank's developer to try with their own SOAP tool.
 
 ``--duration`` bounds the whole run in seconds: it always stops by itself. The ports come from
 the config (0: any free port); if one is taken, the demo says which and uses free ones instead
-(``--ports auto`` always does). Exit 0, unless the catalog import or the ledger check fails or
-billingd cannot start.
+(``--ports auto`` always does; the CoA port is then any free UDP port). Exit 0, unless the
+catalog import or the ledger check fails, billingd cannot start, or the provisioning loop does not
+complete.
 
 Payments from the bank, the goodwill credit and the recalled payment are posted straight to the
 ledger here; a payments engine comes later (the payment gateways of later releases post the same
@@ -90,7 +96,11 @@ SEED_DICTIONARIES = {
     "subscriber_category": [("residential", "Residential"), ("business", "Business"), ("vip", "VIP")],
     "region": [("north", "North district"), ("centre", "City centre"), ("south", "South district")],
     "status_reason": [("non_payment", "Non-payment"), ("customer_request", "Customer request")],
-    "adjustment_reason": [("goodwill", "Goodwill credit"), ("outage", "Outage compensation")],
+    "adjustment_reason": [
+        ("goodwill", "Goodwill credit"),
+        ("outage", "Outage compensation"),
+        ("correction", "Billing correction"),
+    ],
 }
 
 SPEED_PROFILES = {  # name: (down, up) in kbit/s; conf/tariffs/demo.toml names them
@@ -258,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         if _check(console, sessions):
             return 1
         _where_to_look(console, sessions, args.config, people, first)
-        return AaaDemo(console, config, Path(args.config), engine, args, deadline).run()
+        return AaaDemo(console, config, Path(args.config), engine, args, deadline, actor).run()
     except (KeyboardInterrupt, Stop):
         console.print("[yellow]interrupted[/]")
         return 0
@@ -675,6 +685,11 @@ TEARDOWN_S = 3.0  # kept back at the end: the simulator's final Stops, billingd'
 SIM_STARTUP_S = 1.0  # the simulator's interpreter start and imports, before its clock starts
 MIN_LIVE_S = 3.0  # less than this left for traffic once billingd is up: no live part
 READY_TIMEOUT_S = 20.0  # billingd's start-up, at most
+LOOP_NEEDS_S = 5.0  # left of --duration after the month, at least, to run billingd and the provisioning loop
+LOOP_MIN_S = 8.0  # billingd's start and the switch simulator may always take this long, even past --duration
+LOOP_SIM_S = (4.0, 5.0)  # the loop's BRAS simulator runs this long, at least and at most (the loop: ~2 s)
+LOOP_SPARE_S = 3.0  # what the loop's simulator leaves of --duration when it can run longer than the least
+SWITCH_READY_S = 10.0  # the switch simulator's start-up (it prints its ports), at most
 TICK_S = 1.5  # how often the live summary is printed
 SIM_INTERIM_S = 2.0  # Interim-Update interval of the simulated BRAS
 SIM_TIMEOUT_S, SIM_RETRIES = 1.0, 2  # per request: at most 2 s, also for the final Stops
@@ -683,6 +698,8 @@ _PAYMENTS_READY = re.compile(r"payment API listening on \S+: http (\d+|-) tls")
 _SIM_ACCESS = re.compile(
     r"access:\s+requests (\d+), accepted (\d+), rejected (\d+), challenged \d+, timeouts (\d+)"
 )
+_SIM_COA = re.compile(r"coa:\s+acked (\d+), naked (\d+); disconnect: acked (\d+)")
+_SWITCH_READY = re.compile(rb"switch: snmp \S+:(\d+) ssh \S+:(\d+)")
 _SIM_ACCT = re.compile(
     r"accounting: requests (\d+), acknowledged (\d+), timeouts (\d+) \(start (\d+), interim (\d+), stop (\d+)"
 )
@@ -693,12 +710,15 @@ class Ports:
     """billingd's listening ports; 0 = any free port (billingd logs the ones it got).
 
     ``payments``: the payment API's plain HTTP port (the WSDL's), when the config has banks.
+    ``coa``: where the BRAS simulator listens for CoA/Disconnect (the demo NAS's ``coa_port``);
+    0 here means "as configured" (the simulator and billingd's config need one real port).
     """
 
     auth: int
     acct: int
     metrics: int
     payments: int = 0
+    coa: int = 0
 
 
 @dataclass
@@ -755,26 +775,30 @@ class AaaDemo:
         engine: Engine,
         args: argparse.Namespace,
         deadline: float,
+        actor: Actor,
     ) -> None:
         self.console = console
         self.config = config
         self.config_path = config_path
         self.engine = engine
+        self.actor = actor
         self.auto_ports = args.ports == "auto"
         self.log_path = Path(args.log)
         self.deadline = deadline
         self.host = "127.0.0.1"
         self.ports = Ports(0, 0, 0)
+        self.coa_port = 0
         self.busy: list[str] = []
 
     def run(self) -> int:
-        """The live part; 0 when it ran or was skipped with a reason, 1 when billingd failed."""
+        """The live part; 0 when it ran or was skipped with a reason, 1 when billingd failed to start
+        or the provisioning loop did not complete."""
         aaa = self.config.aaa
-        left = self.deadline - time.monotonic() - TEARDOWN_S
-        if left < MIN_LIVE_S + 2:
+        left = self.deadline - time.monotonic()
+        if left < LOOP_NEEDS_S:
             self.console.print(
-                f"[yellow]Only {max(left, 0):.0f} s left of --duration: no time to start billingd and "
-                "the BRAS simulator (give it DURATION=15 or more).[/]"
+                f"[yellow]Only {max(left, 0):.0f} s left of --duration: no time to start billingd, the "
+                "simulators and the provisioning loop (give it DURATION=10 or more).[/]"
             )
             return 0
         nas = aaa.client_for("127.0.0.1")
@@ -785,12 +809,24 @@ class AaaDemo:
                 markup=False,
             )
             return 0
-        self.console.rule("[bold]AAA[/]: billingd and a simulated BRAS on loopback")
-        ports = self._choose_ports()
+        self.console.rule("[bold]AAA and provisioning[/]: billingd and simulated network on loopback")
+        ports = self._choose_ports(nas.coa_port)
+        looping = self.config.provisioning.worker
+        if not looping:
+            self.console.print(
+                f"{self.config_path}: [provisioning] worker is off, so no provisioning loop.",
+                style="yellow",
+                markup=False,
+            )
+        final, traffic, loop_code = Observation(), 0.0, 0
+        sim_out: str | None = None
         with tempfile.TemporaryDirectory(prefix="billing-demo-") as work:
             workdir = Path(work)
-            config_path = self._config_for(ports, workdir)
+            config_path = self._config_for(ports, workdir, nas.coa_port)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            for exporter in self.config.provisioning.nms:
+                if getattr(exporter, "directory", None) is not None:
+                    exporter.directory.mkdir(parents=True, exist_ok=True)  # file exporters do not create it
             with self.log_path.open("wb") as log:
                 billingd = subprocess.Popen(
                     [sys.executable, "-m", "billing.daemon", "--config", str(config_path)],
@@ -800,39 +836,59 @@ class AaaDemo:
                     start_new_session=True,  # Ctrl-C reaches us; we stop it in order
                 )
             simulator: subprocess.Popen[bytes] | None = None
+            switch: subprocess.Popen[bytes] | None = None
+            snmp_port = 0
             try:
+                if looping:  # starts while billingd does; recorded in the database meanwhile
+                    switch, switch_out = self._start_switch(workdir)
+                    snmp_port = self._switch_ready(switch, switch_out)
                 if not self._wait_ready(billingd):
                     return 1
                 self._try_it(
                     "While it runs, try it from another terminal", self.ports.auth, self.ports.payments
                 )
+                if looping:
+                    assert switch is not None
+                    loop_code = self._provisioning(workdir, nas.secret.decode(), switch, snmp_port)
                 duration = min(self.deadline - time.monotonic() - TEARDOWN_S - SIM_STARTUP_S, LIVE_MAX_S)
-                simulator, sim_out = self._start_simulator(workdir, nas.secret.decode(), duration)
-                began = time.monotonic()
-                self.console.print(
-                    f"BRAS simulator: {len(PEOPLE)} subscribers, Interim-Update every {SIM_INTERIM_S:g} s, "
-                    f"a little churn; {duration:.0f} s of traffic.\nLive, every {TICK_S:g} s, from "
-                    f"billingd's metrics and {self.engine.url.render_as_string()}:",
-                    soft_wrap=True,
-                )
-                try:
-                    self._watch(simulator, began, began + duration + SIM_TIMEOUT_S * SIM_RETRIES + 2)
-                except (KeyboardInterrupt, Stop):
-                    self.console.print("[yellow]interrupted: stopping the simulator and billingd[/]")
-                traffic = min(duration, time.monotonic() - began)
-                final = self._observe()
-                self._stop(simulator, "the BRAS simulator", grace=2, first=signal.SIGINT)
-                simulator = None
+                if duration < MIN_LIVE_S:
+                    self.console.print(
+                        "[yellow]No time left of --duration for the AAA traffic (DURATION=20 or more "
+                        "shows it).[/]"
+                    )
+                else:
+                    simulator, sim_path = self._start_simulator(
+                        workdir, nas.secret.decode(), duration, PEOPLE, churn=0.05, coa_port=self.ports.coa
+                    )
+                    began = time.monotonic()
+                    self.console.print(
+                        f"BRAS simulator: {len(PEOPLE)} subscribers, Interim-Update every {SIM_INTERIM_S:g} "
+                        f"s, a little churn; {duration:.0f} s of traffic.\nLive, every {TICK_S:g} s, from "
+                        f"billingd's metrics and {self.engine.url.render_as_string()}:",
+                        soft_wrap=True,
+                    )
+                    try:
+                        self._watch(simulator, began, began + duration + SIM_TIMEOUT_S * SIM_RETRIES + 2)
+                    except (KeyboardInterrupt, Stop):
+                        self.console.print("[yellow]interrupted: stopping the simulator and billingd[/]")
+                    traffic = min(duration, time.monotonic() - began)
+                    final = self._observe()
+                    self._stop(simulator, "the BRAS simulator", grace=2, first=signal.SIGINT)
+                    simulator = None
+                    sim_out = sim_path.read_text(errors="replace")
             finally:
                 if simulator is not None:
                     self._stop(simulator, "the BRAS simulator", grace=2, first=signal.SIGINT)
+                if switch is not None:
+                    self._stop(switch, "the switch simulator", grace=2)
                 code = self._stop(billingd, "billingd", grace=15)
             drained = b"stopped; accounting drained" in self.log_path.read_bytes()
             if code == 0 and drained:
                 self.console.print("billingd stopped on SIGTERM: accounting drained, exit 0")
             else:
                 self.console.print(f"[yellow]billingd exited with {code}; see {self.log_path}[/]")
-            self._summary(final, self._database(), sim_out.read_text(errors="replace"), traffic)
+            if sim_out is not None:
+                self._summary(final, self._database(), sim_out, traffic)
         configured = self.config.aaa.listen.auth_port
         when_free = (
             f" once {', '.join(self.busy)} {'is' if len(self.busy) == 1 else 'are'} free" if self.busy else ""
@@ -842,14 +898,112 @@ class AaaDemo:
             f"(Ctrl-C stops it):\n  .venv/bin/billingd --config {self.config_path}\nthen",
             configured or None,
         )
+        return loop_code
+
+    def _provisioning(
+        self, workdir: Path, secret: str, switch: subprocess.Popen[bytes], snmp_port: int
+    ) -> int:
+        """The provisioning loop (:mod:`billing.demo_provisioning`) with a BRAS simulator of its own.
+
+        Only the loop's PPPoE subscriber is on it, without churn, so its session stays the one the
+        CoAs address; it stops before the AAA traffic's simulator starts on the same CoA port.
+        0 when the loop completed, 1 (with the reason printed) when it did not.
+        """
+        from billing.demo_provisioning import (
+            SESSION_LOGIN,
+            SWITCH_NAME,
+            SWITCH_PORT,
+            LoopFailed,
+            ProvisioningLoop,
+            record_switch,
+        )
+
+        self.console.rule(
+            "[bold]Provisioning[/]: out of money, suspended, the network follows, paid, resumed"
+        )
+        if snmp_port == 0:
+            self.console.print(
+                f"provisioning loop FAILED: the switch simulator did not start within {SWITCH_READY_S:g} s",
+                style="red",
+                markup=False,
+            )
+            return 1
+        sessions = session_factory(self.engine)
+        # It ends by itself after LOOP_SIM_S, sending the session's Accounting Stop (an interrupted
+        # simulator would leave it open in radius_sessions); the loop must be done by then.
+        sim_s = min(max(self.deadline - time.monotonic() - LOOP_SPARE_S, LOOP_SIM_S[0]), LOOP_SIM_S[1])
+        until = time.monotonic() + sim_s
+        people = [p for p in PEOPLE if p.login == SESSION_LOGIN]
+        completed = False
+        bras, bras_out = self._start_simulator(
+            workdir,
+            secret,
+            sim_s,
+            people,
+            churn=0.0,
+            coa_port=self.ports.coa,
+            name="bras-loop",
+        )
+        try:
+            port_service = record_switch(sessions, self.actor, snmp_port)
+            self.console.print(
+                f"Switch simulator (billing-sim switch, pid {switch.pid}): SNMP 127.0.0.1:{snmp_port}, "
+                f"recorded as switch {SWITCH_NAME!r} (device type snmp), port {SWITCH_PORT} bound to service "
+                f"{port_service}.\nBRAS simulator for this phase (pid {bras.pid}): {SESSION_LOGIN} only, "
+                f"no churn, CoA/Disconnect on 127.0.0.1:{self.ports.coa}; billingd's outbox worker "
+                f"polls every {self.config.provisioning.poll_s:g} s.",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            tasks = ProvisioningLoop(
+                self.console, self.config, sessions, self.actor, snmp_port, port_service, until
+            ).run()
+            completed = True
+        except (LoopFailed, SQLAlchemyError) as exc:
+            self.console.print(f"provisioning loop FAILED: {exc}", style="red", markup=False)
+            self.console.print(
+                self.log_path.read_text(errors="replace")[-2000:], markup=False, highlight=False
+            )
+            return 1
+        finally:
+            if completed:  # its end: the final Stop
+                grace = max(until - time.monotonic(), 0) + SIM_TIMEOUT_S * SIM_RETRIES + 2
+                self._stop(bras, "the loop's BRAS simulator", grace=grace, first=None)
+            else:
+                self._stop(bras, "the loop's BRAS simulator", grace=2, first=signal.SIGINT)
+        coa = _SIM_COA.search(bras_out.read_text(errors="replace"))
+        if coa:
+            self.console.print(
+                f"The loop's BRAS simulator counted: CoA acked {coa[1]}, naked {coa[2]}; "
+                f"Disconnect acked {coa[3]}.",
+                highlight=False,
+            )
+        admin = f".venv/bin/billing-admin --config {self.config_path}"
+        drops = [e.directory for e in self.config.provisioning.nms if getattr(e, "directory", None)]
+        self.console.print(
+            "Look closer (it stays in the database):\n"
+            f"  {admin} provisioning list\n"
+            f"  {admin} provisioning show {tasks[0]}      # the suspension's CoA: request, ACK, duration\n"
+            f"  {admin} switch show {SWITCH_NAME}   # the port bound to service {port_service}\n"
+            f"  {admin} service history {port_service}"
+            + "".join(f"\n  ls {d}/   # every finished task, as the NMS file export drops it" for d in drops),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         return 0
 
     # ------------------------------------------------------------------ set-up
 
-    def _choose_ports(self) -> Ports:
+    def _choose_ports(self, coa_port: int) -> Ports:
+        """The configured ports (``coa_port``: the demo NAS's), or free ones if any is taken or --ports auto.
+
+        The CoA port is always a real one: the BRAS simulator listens on it and billingd's config names it.
+        """
         aaa = self.config.aaa
         wanted = Ports(0, 0, 0) if self.auto_ports else Ports(
-            aaa.listen.auth_port, aaa.listen.acct_port, aaa.metrics_port, self._payments_port()
+            aaa.listen.auth_port, aaa.listen.acct_port, aaa.metrics_port, self._payments_port(), coa_port
         )  # fmt: skip
         self.busy = busy = _busy_ports(
             aaa.listen.address, aaa.metrics_address, wanted, self.config.payments.listen_address
@@ -858,14 +1012,21 @@ class AaaDemo:
             for what in busy:
                 self.console.print(f"[yellow]{what} is already in use (another RADIUS server or demo?)[/]")
             self.console.print("[yellow]Using free ports instead; they are printed below.[/]")
-            return Ports(0, 0, 0)
+            wanted = Ports(0, 0, 0)
+        if wanted.coa == 0:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                wanted = Ports(
+                    wanted.auth, wanted.acct, wanted.metrics, wanted.payments, sock.getsockname()[1]
+                )
+        self.coa_port = wanted.coa
         return wanted
 
-    def _config_for(self, ports: Ports, workdir: Path) -> Path:
+    def _config_for(self, ports: Ports, workdir: Path, coa_port: int) -> Path:
         """The config billingd gets: the demo's own, or a copy with other ports."""
         aaa = self.config.aaa
         if ports == Ports(
-            aaa.listen.auth_port, aaa.listen.acct_port, aaa.metrics_port, self._payments_port()
+            aaa.listen.auth_port, aaa.listen.acct_port, aaa.metrics_port, self._payments_port(), coa_port
         ):
             return self.config_path
         copy = workdir / self.config_path.name
@@ -880,7 +1041,8 @@ class AaaDemo:
     def _wait_ready(self, billingd: subprocess.Popen[bytes]) -> bool:
         """Wait for billingd's "RADIUS listening" line (and the payment API's, when it has banks);
         on failure say why and show its log."""
-        until = min(time.monotonic() + READY_TIMEOUT_S, self.deadline - TEARDOWN_S - MIN_LIVE_S)
+        now = time.monotonic()
+        until = min(now + READY_TIMEOUT_S, max(self.deadline - 1.0, now + LOOP_MIN_S))
         while time.monotonic() < until and billingd.poll() is None:
             log = self.log_path.read_text(errors="replace")
             found, paying = _READY.search(log), _PAYMENTS_READY.search(log)
@@ -888,7 +1050,7 @@ class AaaDemo:
                 listen = found[1] if found[1] not in ("0.0.0.0", "::") else "127.0.0.1"
                 self.host = listen
                 http = paying[1] if paying and paying[1] != "-" else "0"
-                self.ports = Ports(int(found[2]), int(found[3]), int(found[4]), int(http))
+                self.ports = Ports(int(found[2]), int(found[3]), int(found[4]), int(http), self.coa_port)
                 self.console.print(
                     f"billingd is up (pid {billingd.pid}, log {self.log_path}): RADIUS auth "
                     f"{listen}:{self.ports.auth}, accounting {listen}:{self.ports.acct},\n  metrics "
@@ -906,20 +1068,30 @@ class AaaDemo:
         return False
 
     def _start_simulator(
-        self, workdir: Path, secret: str, duration: float
+        self,
+        workdir: Path,
+        secret: str,
+        duration: float,
+        people: list[Person],
+        *,
+        churn: float,
+        coa_port: int,
+        name: str = "bras",
     ) -> tuple[subprocess.Popen[bytes], Path]:
-        roster = workdir / "subscribers.csv"
+        """``billing-sim bras`` with ``people`` for ``duration`` seconds, answering CoA on ``coa_port``;
+        its output goes to ``<name>.out`` in ``workdir``."""
+        roster = workdir / f"{name}.csv"
         with roster.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(("login", "password", "method", "kind", "mac"))
-            for p in PEOPLE:
+            for p in people:
                 writer.writerow((p.login, p.password, p.method, "pppoe" if p.login else "ipoe", p.mac))
-        out = workdir / "bras.out"
+        out = workdir / f"{name}.out"
         command = [
             sys.executable, "-m", "simulators.main", "bras",
             "--server", self.host, "--auth-port", str(self.ports.auth), "--acct-port", str(self.ports.acct),
-            "--secret", secret, "--subscribers", str(roster), "--duration", f"{duration:.1f}",
-            "--interim", f"{SIM_INTERIM_S:g}", "--churn", "0.05", "--coa-port", "0",
+            "--secret", secret, "--subscribers", str(roster), "--duration", f"{max(duration, 1.0):.1f}",
+            "--interim", f"{SIM_INTERIM_S:g}", "--churn", f"{churn:g}", "--coa-port", str(coa_port),
             "--timeout", f"{SIM_TIMEOUT_S:g}", "--retries", str(SIM_RETRIES),
             "--nas-identifier", "demo-bras", "--seed", "2026",
         ]  # fmt: skip
@@ -932,6 +1104,32 @@ class AaaDemo:
                 start_new_session=True,
             )
         return process, out
+
+    def _start_switch(self, workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
+        """``billing-sim switch`` on 127.0.0.1 on free ports, past the deadline; its output file."""
+        duration = max(self.deadline - time.monotonic(), LOOP_MIN_S) + READY_TIMEOUT_S
+        out = workdir / "switch.out"
+        with out.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "simulators.main", "switch", "--snmp-port", "0", "--ssh-port", "0",
+                 "--ports", "8", "--duration", f"{duration:.0f}"],
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        return process, out
+
+    def _switch_ready(self, switch: subprocess.Popen[bytes], out: Path) -> int:
+        """The switch simulator's SNMP port, from the line naming its ports (0: not in time)."""
+        until = time.monotonic() + SWITCH_READY_S
+        while time.monotonic() < until and switch.poll() is None:
+            found = _SWITCH_READY.search(out.read_bytes())
+            if found:
+                return int(found[1])
+            time.sleep(0.05)
+        self.console.print(out.read_text(errors="replace")[-1500:], markup=False, highlight=False)
+        return 0
 
     # ------------------------------------------------------------------ watching
 
@@ -998,15 +1196,16 @@ class AaaDemo:
     # ------------------------------------------------------------------ ending
 
     def _stop(
-        self, process: subprocess.Popen[bytes], name: str, grace: float, first: int = signal.SIGTERM
+        self, process: subprocess.Popen[bytes], name: str, grace: float, first: int | None = signal.SIGTERM
     ) -> int:
-        """Signal ``first`` (unless it already ended), wait ``grace`` seconds, then SIGKILL.
+        """Signal ``first`` (unless it already ended; None: let it end by itself), wait ``grace``
+        seconds, then SIGKILL.
 
         The simulator gets SIGINT (it then prints its summary), billingd SIGTERM (it drains its
         accounting). Another Ctrl-C while waiting kills at once: nothing is left behind.
         """
         try:
-            if process.poll() is None:
+            if process.poll() is None and first is not None:
                 process.send_signal(first)
             return process.wait(timeout=grace)
         except (subprocess.TimeoutExpired, KeyboardInterrupt, Stop):
@@ -1094,6 +1293,7 @@ def _busy_ports(
         ("RADIUS accounting", listen, ports.acct, socket.SOCK_DGRAM),
         ("billingd metrics", metrics_address, ports.metrics, socket.SOCK_STREAM),
         ("payment API", payments_address, ports.payments, socket.SOCK_STREAM),
+        ("the BRAS simulator's CoA", "127.0.0.1", ports.coa, socket.SOCK_DGRAM),
     ):
         if port == 0:
             continue
@@ -1119,6 +1319,8 @@ def _with_ports(config_text: str, ports: Ports) -> str:
                 break
             if re.match(r"\s*http_port\s*=", lines[i]):
                 lines[i] = f"http_port = {ports.payments}"
+    if ports.coa:
+        lines = _with_coa_port(lines, ports.coa)
     wanted = {"auth_port": ports.auth, "acct_port": ports.acct, "metrics_port": ports.metrics}
     header = next((i for i, line in enumerate(lines) if line.strip() == "[aaa]"), None)
     if header is None:
@@ -1134,6 +1336,24 @@ def _with_ports(config_text: str, ports: Ports) -> str:
             lines[i] = f"{found[1]} = {wanted.pop(found[1])}"
     lines[header + 1 : header + 1] = [f"{k} = {v}" for k, v in wanted.items()]
     return "\n".join(lines) + "\n"
+
+
+def _with_coa_port(lines: list[str], port: int) -> list[str]:
+    """``coa_port`` of every ``[[aaa.nas]]`` table set to ``port`` (added where a table has none)."""
+    out: list[str] = []
+    table, seen = "", False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            if table == "[[aaa.nas]]" and not seen:
+                out.append(f"coa_port = {port}")
+            table, seen = stripped, False
+        elif table == "[[aaa.nas]]" and re.match(r"\s*coa_port\s*=", line):
+            line, seen = f"coa_port = {port}", True
+        out.append(line)
+    if table == "[[aaa.nas]]" and not seen:
+        out.append(f"coa_port = {port}")
+    return out
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ at a temporary SQLite file and at free ports (1812/1813 may be taken on a CI mac
 that it ends by itself, in time, with exit 0, having authenticated and accounted, and that it
 leaves no process behind; then what the month left in its database: a charge run per day that
 posted every charge, the subscriber who ran out of money suspended for debt and resumed, the
-radtest subscribers' states, and a ledger whose invariants hold.
+radtest subscribers' states, and a ledger whose invariants hold; and the provisioning loop: two
+subscribers out of money, suspended, the walled-garden CoA ACKed by the BRAS simulator and the
+switch port blocked (read back over SNMP), then paid, resumed, the tariff's rate and the port back.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from billing import accounts
 from billing.db.engine import make_engine
 from billing.db.migrate import upgrade
 from billing.demo import PEOPLE, SETUP_TARIFF, SPEED_PROFILES, Ports, _busy_ports, _with_ports
+from billing.demo_provisioning import PORT_MAC, SESSION_LOGIN, SWITCH_PORT
 from billing.invariants import check_ledger
 from rating.catalog import load_catalog
 
@@ -49,17 +52,19 @@ def _free_port(kind: int) -> int:
 
 
 def _demo_config(tmp: Path) -> tuple[Path, Ports]:
-    """conf/demo.toml with a temporary database and journal, and free ports."""
+    """conf/demo.toml with a temporary database, journal and NMS drop directory, and free ports."""
     ports = Ports(
         _free_port(socket.SOCK_DGRAM),
         _free_port(socket.SOCK_DGRAM),
         _free_port(socket.SOCK_STREAM),
         _free_port(socket.SOCK_STREAM),
+        _free_port(socket.SOCK_DGRAM),
     )
     text = (REPO / "conf" / "demo.toml").read_text(encoding="utf-8")
     text = text.replace('"sqlite:///var/demo.db"', f'"sqlite:///{tmp / "demo.db"}"')
     text = text.replace('journal_dir = "var/journal"', f'journal_dir = "{tmp / "journal"}"')
-    assert str(tmp) in text.split("[aaa]")[0] and str(tmp / "journal") in text
+    text = text.replace('directory = "var/nms"', f'directory = "{tmp / "nms"}"')
+    assert str(tmp) in text.split("[aaa]")[0] and str(tmp / "journal") in text and str(tmp / "nms") in text
     path = tmp / "demo.toml"
     path.write_text(_with_ports(text, ports), encoding="utf-8")
     return path, ports
@@ -235,8 +240,11 @@ def test_the_subscriber_out_of_money_is_suspended_for_debt_then_resumed_after_pa
         others = conn.scalar(
             text(
                 "SELECT count(*) FROM service_status_changes c JOIN services s ON s.id = c.service_id"
-                " WHERE s.login IS NULL OR s.login <> 'lea'"
-            )
+                " WHERE (s.login IS NULL OR s.login <> 'lea') AND s.id NOT IN"
+                " (SELECT id FROM services WHERE login = :login UNION SELECT service_id FROM service_macs"
+                " WHERE mac = :mac)"  # the provisioning loop's two subscribers
+            ),
+            {"login": SESSION_LOGIN, "mac": PORT_MAC},
         )
         unpaid_days = conn.scalar(
             text(
@@ -254,6 +262,46 @@ def test_the_subscriber_out_of_money_is_suspended_for_debt_then_resumed_after_pa
     assert unpaid_days == 0  # no daily fee while suspended
     assert "lea: active -> suspended_involuntary (non_payment)" in demo.text
     assert "lea: suspended_involuntary -> active (payment_received)" in demo.text
+
+
+def test_the_provisioning_loop_reaches_the_simulated_network_and_back(demo: DemoRun) -> None:
+    """Out of money → suspended → CoA / port block ACKed by the simulators → paid → resumed → speed back."""
+    out = demo.text
+    assert demo.returncode == 0 and "Loop complete in" in out, out[-4000:]
+    assert re.search(r"anna .*active -> suspended_involuntary \(non_payment\): network walled_garden", out)
+    assert re.search(r"Autohaus .*active -> suspended_involuntary \(non_payment\): network deny", out)
+    assert re.search(
+        r"coa nas:demo-bras 127\.0\.0\.1:\d+ session \w+: Mikrotik-Rate-Limit 512k/512k -> ack", out
+    )
+    assert f"block switch:demo-switch {SWITCH_PORT} -> ok" in out
+    assert f"read back over SNMP: {SWITCH_PORT} ifAdminStatus down" in out
+    assert re.search(r"Mikrotik-Rate-Limit 20M/100M -> ack", out)
+    assert f"unblock switch:demo-switch {SWITCH_PORT} -> ok" in out
+    assert f"read back over SNMP: {SWITCH_PORT} ifAdminStatus up" in out
+    assert "The loop's BRAS simulator counted: CoA acked 2, naked 0" in out
+    assert (
+        "billing-admin provisioning list" in out
+        and f"billing-admin --config {demo.config} provisioning show" in out
+    )
+    with _connect(demo) as conn:
+        tasks = conn.execute(
+            text(
+                "SELECT t.network, t.state, a.action, a.result FROM provisioning_tasks t"
+                " JOIN provisioning_attempts a ON a.task_id = t.id ORDER BY t.id, a.id"
+            )
+        ).all()
+        states = dict(
+            conn.execute(text("SELECT network, count(*) FROM network_states GROUP BY network")).all()
+        )
+    assert [tuple(row) for row in tasks if row[2] != "none"] == [
+        ("walled_garden", "done", "coa", "ack"),
+        ("deny", "done", "block", "ok"),
+        ("allow", "done", "coa", "ack"),
+        ("allow", "done", "unblock", "ok"),
+    ]
+    assert states.get("allow", 0) >= 2 and set(states) == {"allow"}
+    exported = list((demo.config.parent / "nms").glob("*.json"))
+    assert exported, "no NMS export file"
 
 
 def test_demo_ends_active_and_funded_and_broke_active_but_out_of_funds(demo: DemoRun) -> None:
@@ -321,6 +369,7 @@ def test_ports_are_replaced_in_the_aaa_table_and_the_payment_apis_http_port_only
     text = (REPO / "conf" / "demo.toml").read_text(encoding="utf-8")
     changed = tomllib.loads(_with_ports(text, Ports(0, 1, 2, 3)))
     original = tomllib.loads(text)
+    assert tomllib.loads(_with_ports(text, Ports(0, 1, 2, 3, 4)))["aaa"]["nas"][0]["coa_port"] == 4
     assert changed["payments"]["http_port"] == 3
     del changed["payments"]["http_port"], original["payments"]["http_port"]
     assert (changed["aaa"]["auth_port"], changed["aaa"]["acct_port"], changed["aaa"]["metrics_port"]) == (
