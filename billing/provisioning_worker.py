@@ -122,6 +122,7 @@ class ProvisioningWorker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._finished: list[Finished] = []
         self._room = asyncio.Event()
+        self._next_supersede = 0.0
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
         self.executed = 0
@@ -212,17 +213,28 @@ class ProvisioningWorker:
                 await flusher
 
     async def _claim_once(self, limit: int) -> int:
+        supersede_now = time.monotonic() >= self._next_supersede
+        if supersede_now:  # a pass over every pending task: once a second is enough
+            self._next_supersede = time.monotonic() + 1.0
+
         def claim(session: Session) -> list[Work]:
             now = self._clock()
-            outbox.supersede(session, now)
+            if supersede_now:
+                outbox.supersede(session, now)
             return outbox.claim(session, self.name, now, self.settings.lease_s, limit)
 
         works = await self._in_db(claim)
         for work in works:
             task = asyncio.ensure_future(self._execute(work))
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(self._task_done)
         return len(works)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """Free the slot; once half the slots are free, claim more while the rest still run."""
+        self._in_flight.discard(task)
+        if len(self._in_flight) <= self.settings.concurrency // 2:
+            self._room.set()
 
     async def _flush_loop(self) -> None:
         while True:
