@@ -4,9 +4,9 @@ Not a test. The simulator answers CoA/Disconnect on ONE thread; run in the bench
 it would share a GIL with the client it measures, so it runs here, in a forked child, and the
 parent sends commands (log everyone in, report stats and CPU, close).
 
-``Responder`` is the minimal RADIUS server of ``tests/aaa/test_dynamic_authorization.py``
-(Access-Accept for everyone, Accounting-Response for everything) so sessions can be brought
-online without a database when only CoA round trips are measured.
+With ``own_radius`` the child logs its subscribers in through ``simulators.radius_stub`` (a
+minimal RADIUS server that accepts everyone) so sessions come online without a database when only
+CoA round trips are measured.
 """
 
 from __future__ import annotations
@@ -14,50 +14,15 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import socket
-import threading
 import time
 from concurrent.futures import wait
 from dataclasses import asdict
 from typing import Any
 
-from aaa import codec
-from aaa.codec import Code
 from simulators.bras import BrasConfig, BrasSimulator, Outcome
+from simulators.radius_stub import AcceptingRadius
 
-__all__ = ["BrasProcess", "Responder"]
-
-
-class Responder:
-    """A minimal RADIUS server on a thread: Access-Accept for all, Accounting-Response for all."""
-
-    def __init__(self, secret: bytes) -> None:
-        self.secret = secret
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port: int = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="bench-radius", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            try:
-                req = codec.decode(data)
-            except codec.MalformedPacket:
-                continue
-            code = Code.ACCESS_ACCEPT if req.code == Code.ACCESS_REQUEST else Code.ACCOUNTING_RESPONSE
-            self.sock.sendto(codec.encode_reply(req, code, [], self.secret), peer)
+__all__ = ["BrasProcess"]
 
 
 def _thread_cpu_s(native_id: int | None) -> float:
@@ -74,7 +39,7 @@ def _thread_cpu_s(native_id: int | None) -> float:
 
 
 def _child(conn: Any, values: dict[str, Any], own_radius: bool) -> None:
-    responder = Responder(values["secret"]) if own_radius else None
+    responder = AcceptingRadius(values["secret"], name="bench-radius") if own_radius else None
     if responder is not None:
         values = {**values, "auth_port": responder.port, "acct_port": responder.port}
     sim = BrasSimulator(BrasConfig(**values))

@@ -7,7 +7,7 @@ and small UDP NASes on the reactor for what a correct peer never does (forged re
 observe the wire (identifier spaces).  No RADIUS code is mocked.
 
 Sessions come online the way a BRAS brings them: the simulator authenticates and sends
-Accounting Start to ``Radius``, a minimal RADIUS server in a thread (``aaa.codec``) that
+Accounting Start to ``AcceptingRadius`` (``simulators.radius_stub``), a minimal RADIUS server that
 accepts every Access-Request and acknowledges accounting, and records the accounting so a
 Disconnect's Stop can be checked.  (billingd would need a database; the CoA side does not.)
 
@@ -59,6 +59,7 @@ from aaa.dynamic_authorization import (
 )
 from aaa.vendor_profiles import Authorization, SpeedProfile, renderer_for
 from simulators.bras import BrasConfig, BrasSimulator, Outcome, Subscriber, TerminateCause
+from simulators.radius_stub import AcceptingRadius
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ DICTIONARY = load_dictionaries(DICTIONARIES)
 SECRET = b"coa-secret"
 ALICE = Subscriber("alice", "pw-a", "pap")
 BOB = Subscriber("bob", "pw-b", "chap")
-ACCT_STATUS_TYPE, ACCT_TERMINATE_CAUSE, STOP = 40, 49, 2
+ACCT_TERMINATE_CAUSE = 49
 
 
 # --------------------------------------------------------------------------- harness
@@ -134,52 +135,15 @@ def sleep(reactor: AsyncioSelectorReactor, seconds: float) -> Deferred[None]:
     return d
 
 
-class Radius:
-    """A minimal RADIUS server in a thread: Access-Accept for all, Accounting-Response, records Stops."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port: int = self.sock.getsockname()[1]
-        self.accounting: list[RadiusPacket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="test-radius")
-        self._thread.start()
-
-    def stops(self) -> list[RadiusPacket]:
-        return [p for p in list(self.accounting) if p.get(ACCT_STATUS_TYPE) == STOP.to_bytes(4, "big")]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            req = codec.decode(data)
-            if req.code == Code.ACCESS_REQUEST:
-                reply = codec.encode_reply(req, Code.ACCESS_ACCEPT, [], SECRET)
-            else:
-                assert codec.verify_request_authenticator(req, SECRET)
-                self.accounting.append(req)
-                reply = codec.encode_reply(req, Code.ACCOUNTING_RESPONSE, [], SECRET)
-            self.sock.sendto(reply, peer)
-
-
 @pytest.fixture
-def radius() -> Iterator[Radius]:
-    server = Radius()
+def radius() -> Iterator[AcceptingRadius]:
+    server = AcceptingRadius(SECRET, name="test-radius")
     yield server
     server.close()
 
 
 @pytest.fixture
-def bras_with(radius: Radius) -> Iterator[Callable[..., BrasSimulator]]:
+def bras_with(radius: AcceptingRadius) -> Iterator[Callable[..., BrasSimulator]]:
     """Makes BRAS simulators (CoA listener on a free port unless told) with ALICE and BOB online."""
     made: list[BrasSimulator] = []
 
@@ -316,7 +280,7 @@ def test_a_silent_nas_gets_exactly_one_plus_retries_sends_then_timeout(
 
 
 def test_a_disconnect_ack_ends_the_session_with_an_admin_reset_stop(
-    reactor: AsyncioSelectorReactor, bras_with: Callable[..., BrasSimulator], radius: Radius
+    reactor: AsyncioSelectorReactor, bras_with: Callable[..., BrasSimulator], radius: AcceptingRadius
 ) -> None:
     """Disconnect-ACK: the NAS dropped the session and accounted for it (Stop, Admin-Reset)."""
     bras = bras_with()

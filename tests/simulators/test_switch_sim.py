@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import selectors
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +38,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from simulators.switch_huawei import UNRECOGNIZED, WRONG_PARAMETER, HuaweiCli, huawei_port_index
 from simulators.switch_ssh import INVALID, IosCli, Mode
 from simulators.switch_state import AdminStatus, SwitchState, canonical_port_name
+from tests.switch_sim import STARTUP_TIMEOUT_S as STARTUP_TIMEOUT
+from tests.switch_sim import start_switch
 
 ROOT = Path(__file__).resolve().parents[2]
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
@@ -47,7 +47,6 @@ IF_ADMIN_STATUS = "1.3.6.1.2.1.2.2.1.7"
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
 IF_ALIAS = "1.3.6.1.2.1.31.1.1.1.18"
 UP, DOWN = 1, 2
-STARTUP_TIMEOUT = 15.0
 USER, PASSWORD, SECRET = "netops", "s3cret-pw", "en-secret"
 
 
@@ -71,22 +70,11 @@ class Switch:
 
 
 def _start(*extra: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "simulators.main", "switch", "--snmp-port", "0", "--ssh-port", "0", *extra],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:  # never hang the suite on a simulator that does not start
-        selector.register(process.stdout, selectors.EVENT_READ)
-        ready = selector.select(timeout=STARTUP_TIMEOUT)
-    if not ready:
+    process, line = start_switch(*extra)  # its first line: the ports, once both are bound
+    if not line:
         process.kill()
         process.communicate()
         pytest.fail(f"billing-sim switch printed nothing in {STARTUP_TIMEOUT} s")
-    line = process.stdout.readline()  # the simulator prints its ports once both are bound
     return process, line
 
 
