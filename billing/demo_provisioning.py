@@ -40,7 +40,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from billing import accounts, payments, provisioning_admin, service_lifecycle
+from billing import accounts, payments, provisioning_admin, service_lifecycle, switch_records
 from billing.audit import Actor
 from billing.config import Config
 from billing.db.customers import Account, Customer
@@ -103,11 +103,11 @@ def record_switch(sessions: sessionmaker[Session], actor: Actor, snmp_port: int)
         service_id = s.scalar(select(ServiceMac.service_id).where(ServiceMac.mac == PORT_MAC))
         if service_id is None:
             raise LoopFailed(f"no service has the MAC {PORT_MAC}")
-        provisioning_admin.add_switch(
+        switch_records.add_switch(
             s, actor, SWITCH_NAME, address="127.0.0.1", device_type="snmp", credentials=CREDENTIALS,
             vendor="billing-sim", model="switch", snmp_port=snmp_port,
         )  # fmt: skip
-        provisioning_admin.bind_port(s, actor, SWITCH_NAME, SWITCH_PORT, service_id)
+        switch_records.bind_port(s, actor, SWITCH_NAME, SWITCH_PORT, service_id)
         return service_id
 
 

@@ -66,7 +66,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from billing import audit
@@ -81,11 +80,11 @@ from billing.db.services import SpeedProfile as SpeedProfileRow
 from billing.db.sessions import RadiusSession
 from billing.lifecycle import ServiceStatus
 from billing.lifecycle_rules import LifecycleRules, NetworkAccess
-from billing.provisioning_outbox import PortRef
-from billing.provisioning_plan import RATE_CAPABLE_DEVICE_TYPES
+from billing.provisioning_outbox import PortRef, write_task
 from billing.provisioning_settings import ProvisioningSettings
 from billing.status_meaning import meaning
 from billing.switch_access import switch_access
+from nms_adapters.switches import RATE_CAPABLE_DEVICE_TYPES
 
 if TYPE_CHECKING:
     from aaa.settings import AaaSettings
@@ -861,25 +860,16 @@ def write_repairs(
 def _repair_one(
     session: Session, actor: Actor, view: ServiceView, kinds: list[DriftKind], run_id: str, now: datetime
 ) -> Repair:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    key = f"reconcile:{view.service_id}:{run_id}"
     want = view.desired
-    session.execute(
-        insert(ProvisioningTask)
-        .values(
-            idempotency_key=key,
-            service_id=view.service_id,
-            network=want.network,
-            release=want.release,
-            tariff_code=want.tariff_code,
-            state="pending",
-            attempts=0,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    task_id, _ = write_task(
+        session,
+        f"reconcile:{view.service_id}:{run_id}",
+        view.service_id,
+        want.network,
+        release=want.release,
+        tariff_code=want.tariff_code,
+        created_at=now,
     )
-    task_id = session.scalar(select(ProvisioningTask.id).where(ProvisioningTask.idempotency_key == key))
-    assert task_id is not None
     superseded = tuple(
         session.scalars(
             update(ProvisioningTask)

@@ -47,11 +47,11 @@ __all__ = [
     "claim",
     "record",
     "supersede",
+    "write_task",
 ]
 
 ACTIVE_STATES = ("pending", "running")
 """States that hold back the later tasks of the same account."""
-FINAL_STATES = ("done", "unknown", "dead", "cancelled", "superseded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +132,52 @@ class Finished:
 
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+def write_task(
+    session: Session,
+    key: str,
+    service_id: int,
+    network: str,
+    *,
+    release: bool = False,
+    tariff_code: str | None = None,
+    status_change_id: int | None = None,
+    session_key: str | None = None,
+    speed_profile: str | None = None,
+    created_at: datetime | None = None,
+) -> tuple[int, bool]:
+    """Write the outbox task ``key`` once; (its id, whether this call wrote it).
+
+    The unique ``idempotency_key``, not an ``if``, stops a second task for the same decision: a
+    second write of the key changes nothing and answers the first task's id.
+    """
+    insert_for = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+    values = dict(
+        idempotency_key=key,
+        service_id=service_id,
+        status_change_id=status_change_id,
+        network=network,
+        release=release,
+        tariff_code=tariff_code,
+        session_key=session_key,
+        speed_profile=speed_profile,
+        state="pending",
+        attempts=0,
+    )
+    if created_at is not None:
+        values["created_at"] = created_at
+    written = session.execute(
+        insert_for(ProvisioningTask)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(ProvisioningTask.id)
+    ).scalar_one_or_none()
+    if written is not None:
+        return written, True
+    existing = session.scalar(select(ProvisioningTask.id).where(ProvisioningTask.idempotency_key == key))
+    assert existing is not None
+    return existing, False
 
 
 def supersede(session: Session, now: datetime) -> int:

@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from aaa.vendor_profiles import SpeedProfile
 from billing.provisioning_outbox import AttemptRecord, PortRef, SessionRef, Work
+from nms_adapters.switches import RATE_CAPABLE_DEVICE_TYPES
 
 __all__ = [
     "TRANSIENT_ERROR_CAUSES",
@@ -48,8 +49,6 @@ SESSION_CONTEXT_NOT_FOUND = 503
 change is then moot (the next login is authorized with the new state)."""
 TRANSIENT_ERROR_CAUSES = frozenset({506})
 """Error-Causes worth trying again (506 Resources Unavailable); any other NAK is a refusal."""
-RATE_CAPABLE_DEVICE_TYPES = frozenset({"cisco_ios", "huawei"})
-"""Device types whose driver can set a port rate limit (IF-MIB over SNMP has no such object)."""
 
 
 class StepKind(StrEnum):
@@ -123,14 +122,14 @@ def classify(record: AttemptRecord) -> Failure | None:
 
 
 def verdict(
-    outcomes: Sequence[tuple[Step, Sequence[AttemptRecord]]],
+    outcomes: Sequence[Sequence[AttemptRecord]],
     attempt: int,
     max_attempts: int,
     backoff_s: float,
     backoff_max_s: float,
     jitter: Callable[[], float] = random.random,
 ) -> Verdict:
-    """The task's next state from each step's attempts (the last attempt of a step decides it).
+    """The task's next state from each step's attempts, one sequence per step (its last decides).
 
     All reached: done. A refusal (a NAK that no fallback fixed): dead at once, trying again
     would be refused again. Otherwise try again after a backoff; after the last try, unknown
@@ -139,13 +138,13 @@ def verdict(
     """
     if not outcomes:
         return Verdict("done", "nothing to reach now: no open session, no controlled port")
-    failures = [(step, records[-1]) for step, records in outcomes if classify(records[-1]) is not None]
+    failures = [records[-1] for records in outcomes if classify(records[-1]) is not None]
     if not failures:
         return Verdict("done", f"{len(outcomes)} target(s) confirmed")
-    summary = "; ".join(_describe(record) for _, record in failures[:3])
+    summary = "; ".join(_describe(record) for record in failures[:3])
     if len(failures) > 3:
         summary += f"; and {len(failures) - 3} more"
-    kinds = {classify(record) for _, record in failures}
+    kinds = {classify(record) for record in failures}
     if Failure.REFUSED in kinds:
         return Verdict("dead", f"refused: {summary}")
     if attempt >= max_attempts:

@@ -47,8 +47,6 @@ from billing.provisioning_plan import (
     SESSION_CONTEXT_NOT_FOUND,
     Step,
     StepKind,
-    Verdict,
-    backoff,
     due_at,
     steps_for,
     verdict,
@@ -76,8 +74,7 @@ def _now() -> datetime:
 class ProvisioningWorker:
     """Runs the outbox: ``start()`` on a running reactor, ``stop()`` to finish in-flight tasks and end.
 
-    ``run_until_idle()`` drives it in tests and benchmarks without the polling loop. With
-    ``reconcile_rules`` (the lifecycle rules) and ``reconcile_interval_s`` set, it also runs the
+    With ``reconcile_rules`` (the lifecycle rules) and ``reconcile_interval_s`` set, it also runs the
     network reconciler periodically (:func:`billing.network_reconcile.reconcile_periodically`).
     """
 
@@ -97,11 +94,11 @@ class ProvisioningWorker:
         self.name = name or default_worker_name()
         self.settings = settings
         self.aaa = aaa
-        self._reactor = reactor
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
         self._dictionary = dictionary or load_dictionaries(aaa.dictionary_dir, aaa.extra_dictionaries)
         self._renderers: dict[str, VendorRenderer] = {}
+        self._nas_by_address: dict[str, NasClient | None] = {}
         self._db = ThreadPoolExecutor(max_workers=3, thread_name_prefix="provisioning-db")
         self._cli = ThreadPoolExecutor(max_workers=8, thread_name_prefix="provisioning-cli")
         self._coa = DynamicAuthClient(
@@ -125,7 +122,6 @@ class ProvisioningWorker:
         self._next_supersede = 0.0
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
-        self.executed = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,23 +170,6 @@ class ProvisioningWorker:
         self._cli.shutdown(wait=True)
 
     # ------------------------------------------------------------------ claiming
-
-    async def run_until_idle(self, *, deadline_s: float = 60.0) -> int:
-        """Claim and execute until nothing is due (or the deadline): for tests and benchmarks."""
-        stop_at = time.monotonic() + deadline_s
-        total = 0
-        while time.monotonic() < stop_at:
-            claimed = await self._claim_once(self.settings.batch)
-            if not claimed and not self._in_flight:
-                break
-            total += claimed
-            if self._in_flight:
-                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-            await self._flush()
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
-        await self._flush()
-        return total
 
     async def _claim_loop(self) -> None:
         flusher = asyncio.ensure_future(self._flush_loop())
@@ -253,7 +232,6 @@ class ProvisioningWorker:
         except Exception:
             self._finished[:0] = batch
             raise
-        self.executed += len(batch)
         self._room.set()
 
     async def _in_db(self, work: Callable[[Session], T]) -> T:
@@ -268,31 +246,22 @@ class ProvisioningWorker:
     async def _execute(self, work: Work) -> None:
         try:
             steps = steps_for(work, self._walled_garden)
-            results = await asyncio.gather(*(self._run_step(step) for step in steps))
-            outcomes = list(zip(steps, results, strict=True))
-            records = tuple(r for step_records in results for r in step_records) or (
-                AttemptRecord(f"service:{work.service_id}", "none", "-", "ok", self._clock(), 0),
-            )
-            v = verdict(
-                outcomes,
-                work.attempt,
-                self.settings.max_attempts,
-                self.settings.backoff_s,
-                self.settings.backoff_max_s,
-            )
-        except Exception as exc:  # a bug, or a target we cannot even address: keep the task, try later
+            outcomes = await asyncio.gather(*(self._run_step(step) for step in steps))
+        except Exception as exc:  # a bug, or a target we cannot even address: an error, tried again
             _log.failure("provisioning: task {task} failed unexpectedly", task=work.task_id)
             detail = f"{type(exc).__name__}: {exc}"
-            records = (
-                AttemptRecord(
-                    f"service:{work.service_id}", "none", "-", "error", self._clock(), 0, detail=detail
-                ),
-            )
-            if work.attempt >= self.settings.max_attempts:
-                v = Verdict("dead", f"after {work.attempt} tries: {detail}")
-            else:
-                delay = backoff(work.attempt, self.settings.backoff_s, self.settings.backoff_max_s)
-                v = Verdict("pending", f"try {work.attempt} failed: {detail}", delay)
+            outcomes = [[AttemptRecord(f"service:{work.service_id}", "none", "-", "error", self._clock(), 0,
+                                       detail=detail)]]  # fmt: skip
+        records = tuple(r for step_records in outcomes for r in step_records) or (
+            AttemptRecord(f"service:{work.service_id}", "none", "-", "ok", self._clock(), 0),
+        )
+        v = verdict(
+            outcomes,
+            work.attempt,
+            self.settings.max_attempts,
+            self.settings.backoff_s,
+            self.settings.backoff_max_s,
+        )
         # What the network now confirms for the service; a session task (quota) speaks for one
         # session only, so it confirms nothing service-wide.
         network: str | None = "deny" if work.release else work.network
@@ -315,8 +284,6 @@ class ProvisioningWorker:
                 profile,
             )
         )
-        if len(self._finished) >= self.settings.batch:
-            self._room.set()
 
     async def _run_step(self, step: Step) -> list[AttemptRecord]:
         if step.session is not None:
@@ -328,7 +295,7 @@ class ProvisioningWorker:
     async def _session_step(self, step: Step) -> list[AttemptRecord]:
         session = step.session
         assert session is not None
-        nas = self.aaa.client_for(session.nas_address)
+        nas = self._nas_for(session.nas_address)
         target_name = f"nas:? {session.nas_address} session {session.acct_session_id}"
         if nas is None:
             return [
@@ -353,6 +320,12 @@ class ProvisioningWorker:
         if first.result != "nak" or getattr(nas, "coa_nak", "disconnect") != "disconnect":
             return [first]
         return [first, await self._send("disconnect", target, label, identity)]
+
+    def _nas_for(self, address: str) -> NasClient | None:
+        """The configured NAS covering ``address``, looked up once per address (a few NASes, many tasks)."""
+        if address not in self._nas_by_address:
+            self._nas_by_address[address] = self.aaa.client_for(address)
+        return self._nas_by_address[address]
 
     def _identity(self, session: outbox.SessionRef) -> tuple[Any, ...]:
         framed = _ipv4(session.framed_ip)

@@ -57,7 +57,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from aaa.quota_gate import SessionChange
@@ -65,11 +64,11 @@ from billing import ledger
 from billing.books import book_account
 from billing.db.customers import Account
 from billing.db.ledger import LedgerAccount
-from billing.db.lifecycle import ProvisioningTask
 from billing.db.quota import QuotaPeriodUse, QuotaReservation
 from billing.db.services import Service
 from billing.db.sessions import RadiusSession, SessionUsage
 from billing.ledger import Leg, TransactionRequest
+from billing.provisioning_outbox import write_task
 from rating.allowance import Throttle
 from rating.catalog import Catalog
 from rating.periods import BillingMode, Period, local_date, period_containing
@@ -577,27 +576,17 @@ def _exhaust(
     if row.exhausted_at is None or (row.action == "throttle" and name == "disconnect"):
         row.exhausted_at, row.action = at, name
         session.flush()
-    dialect = session.get_bind().dialect.name
-    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert_for(ProvisioningTask)
-        .values(
-            idempotency_key=f"quota:{row.acct_unique_id}:{name}",
-            service_id=row.service_id,
-            status_change_id=None,
-            network="allow" if isinstance(action, Throttle) else "deny",
-            release=False,
-            tariff_code=plan.tariff_code,
-            session_key=row.acct_unique_id,
-            speed_profile=action.speed_profile if isinstance(action, Throttle) else None,
-            state="pending",
-            attempts=0,
-            created_at=at,
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(ProvisioningTask.id)
+    task_id, written = write_task(
+        session,
+        f"quota:{row.acct_unique_id}:{name}",
+        row.service_id,
+        "allow" if isinstance(action, Throttle) else "deny",
+        tariff_code=plan.tariff_code,
+        session_key=row.acct_unique_id,
+        speed_profile=action.speed_profile if isinstance(action, Throttle) else None,
+        created_at=at,
     )
-    return session.execute(statement).scalar_one_or_none()
+    return task_id if written else None
 
 
 # --------------------------------------------------------------------------- usage deltas

@@ -33,7 +33,6 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from billing import audit, dictionaries, ledger
@@ -62,6 +61,7 @@ from billing.lifecycle_facts import (
 )
 from billing.lifecycle_rules import DEFAULT_RULES, LifecycleRules
 from billing.lifecycle_transitions import assess, request_event, request_voluntary_suspension
+from billing.provisioning_outbox import write_task
 
 STATUS_REASON = "status_reason"
 _TARIFF_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -343,25 +343,15 @@ def _schedule(
 
 def _write_task(session: Session, intent: ProvisioningIntent, change_id: int) -> int:
     """Insert the outbox row of a status change once: a second insert of its key does nothing."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    key = f"status_change:{change_id}"
-    session.execute(
-        insert(ProvisioningTask)
-        .values(
-            idempotency_key=key,
-            service_id=intent.service_id,
-            status_change_id=change_id,
-            network=intent.network.value,
-            release=intent.release,
-            tariff_code=intent.tariff_code,
-            state="pending",
-            attempts=0,
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    task_id, _ = write_task(
+        session,
+        f"status_change:{change_id}",
+        intent.service_id,
+        intent.network.value,
+        release=intent.release,
+        tariff_code=intent.tariff_code,
+        status_change_id=change_id,
     )
-    task_id = session.scalar(select(ProvisioningTask.id).where(ProvisioningTask.idempotency_key == key))
-    assert task_id is not None
     return task_id
 
 

@@ -25,10 +25,18 @@ READY = re.compile(rb"payment API listening on \S+: http (\d+|-) tls (\d+|-)")
 
 
 def write_config(
-    tmp: Path, url: str, payments: str = "", *, aaa: str = "", secret: str = "testing123"
+    tmp: Path,
+    url: str,
+    payments: str = "",
+    *,
+    aaa: str = "",
+    secret: str = "testing123",
+    nas_name: str = "lo",
+    nas: str = "",
 ) -> Path:
-    """A config for billingd on ``url``: RADIUS on free ports with one NAS on loopback (``secret``),
-    ``aaa`` more lines of its [aaa] table, then ``payments``: more tables ([payments], policies)."""
+    """A config for billingd on ``url``: RADIUS on free ports with one NAS on loopback (``secret``,
+    ``nas_name``, ``nas`` more lines of its table), ``aaa`` more lines of its [aaa] table, then
+    ``payments``: more tables ([payments], [provisioning], policies)."""
     path = tmp / "billing.toml"
     path.write_text(
         f"""
@@ -51,10 +59,11 @@ dictionary_dir = "{REPO / "conf" / "dictionaries"}"
 journal_dir = "{tmp / "journal"}"
 {aaa}
 [[aaa.nas]]
-name = "lo"
+name = "{nas_name}"
 address = "127.0.0.1"
 secret = "{secret}"
 vendor = "mikrotik"
+{nas}
 
 {payments}
 """,

@@ -33,8 +33,8 @@ from billing.db.provisioning import ProvisioningAttempt
 from billing.db.services import Service, SpeedProfile
 from billing.db.sessions import RadiusSession
 from simulators.bras import BrasConfig, BrasSimulator, Outcome, Subscriber
+from tests.payment_daemon import write_config
 
-REPO = Path(__file__).resolve().parents[1]
 BILLINGD = Path(sys.executable).with_name("billingd")
 SECRET = "provisioning-secret"
 ACTOR = Actor(None, "test", None, "test")
@@ -92,48 +92,23 @@ FAST_WORKER = {
 
 
 def config(
-    tmp: Path, url: str, coa_port: int, *, worker: bool = True, more: str = "", nas: str = "", **settings: str
+    tmp: Path, url: str, coa_port: int, *, worker: bool = True, more: str = "", **settings: str
 ) -> Path:
     """billingd's config: RADIUS on free ports, the BRAS simulator as NAS ``bras`` (CoA on ``coa_port``).
 
     ``settings`` override :data:`FAST_WORKER`; ``more`` is appended (e.g. [[provisioning.nms]] tables).
     """
     keys = "\n".join(f"{k} = {v}" for k, v in {**FAST_WORKER, **settings}.items())
-    path = tmp / "billing.toml"
-    path.write_text(
-        f"""
-[isp]
-name = "Test ISP"
-currency = "EUR"
-time_zone = "Europe/Berlin"
-
-[database]
-url = "{url}"
-
-[aaa]
-auth_port = 0
-acct_port = 0
-metrics_port = 0
-snapshot_poll_s = 0.2
-dictionary_dir = "{REPO / "conf" / "dictionaries"}"
-journal_dir = "{tmp / "journal"}"
-
-[[aaa.nas]]
-name = "bras"
-address = "127.0.0.1"
-secret = "{SECRET}"
-vendor = "mikrotik"
-coa_port = {coa_port}
-{nas}
-
-[provisioning]
-worker = {"true" if worker else "false"}
-{keys}
-{more}
-""",
-        encoding="utf-8",
+    provisioning = f"[provisioning]\nworker = {'true' if worker else 'false'}\n{keys}\n{more}"
+    return write_config(
+        tmp,
+        url,
+        provisioning,
+        aaa="snapshot_poll_s = 0.2",
+        secret=SECRET,
+        nas_name="bras",
+        nas=f"coa_port = {coa_port}",
     )
-    return path
 
 
 @dataclass

@@ -13,13 +13,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from billing import accounts, dictionaries, operators, provisioning_admin, subscribers
+from billing import accounts, dictionaries, operators, provisioning_admin, subscribers, switch_records
 from billing.audit import Actor
 from billing.db.audit import AuditEntry
 from billing.db.lifecycle import ProvisioningTask
 from billing.db.services import Service
 from billing.permissions import resolve_actor
-from billing.provisioning_admin import KEEP, ProvisioningAdminError
+from billing.provisioning_admin import ProvisioningAdminError
+from billing.switch_records import KEEP
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 World = tuple[sessionmaker[Session], Actor, int, int]
@@ -125,14 +126,14 @@ def test_list_refuses_an_unknown_state(world: World) -> None:
 def test_an_update_that_changes_nothing_writes_no_audit_row_and_keep_differs_from_clear(world: World) -> None:
     sessions, actor, *_ = world
     with sessions.begin() as s:
-        provisioning_admin.add_switch(
+        switch_records.add_switch(
             s, actor, "sw-1", address="10.0.0.1", device_type="snmp", vendor="Eltex", snmp_port=1161
         )
     with sessions.begin() as s:
-        same = provisioning_admin.update_switch(s, actor, "sw-1", vendor="Eltex", address=KEEP)
+        same = switch_records.update_switch(s, actor, "sw-1", vendor="Eltex", address=KEEP)
     assert _audits(sessions, "network.switch.update") == 0
     with sessions.begin() as s:
-        cleared = provisioning_admin.update_switch(s, actor, "sw-1", vendor=None, device_type=None)
+        cleared = switch_records.update_switch(s, actor, "sw-1", vendor=None, device_type=None)
     assert (same.vendor, same.snmp_port) == ("Eltex", 1161)
     assert (cleared.vendor, cleared.device_type, cleared.snmp_port) == (None, None, 1161)
     assert _audits(sessions, "network.switch.update") == 1
@@ -141,16 +142,16 @@ def test_an_update_that_changes_nothing_writes_no_audit_row_and_keep_differs_fro
 def test_unbind_of_a_port_bound_in_several_vlans_needs_the_vlan(world: World) -> None:
     sessions, actor, first, second = world
     with sessions.begin() as s:
-        provisioning_admin.add_switch(s, actor, "sw-1", address="10.0.0.1", device_type="snmp")
-        provisioning_admin.bind_port(s, actor, "sw-1", "eth 0/1/2", first, 100, now=T0)
-        provisioning_admin.bind_port(s, actor, "sw-1", "eth 0/1/2", second, 200, now=T0)
+        switch_records.add_switch(s, actor, "sw-1", address="10.0.0.1", device_type="snmp")
+        switch_records.bind_port(s, actor, "sw-1", "eth 0/1/2", first, 100, now=T0)
+        switch_records.bind_port(s, actor, "sw-1", "eth 0/1/2", second, 200, now=T0)
     with sessions.begin() as s, pytest.raises(ProvisioningAdminError, match="VLANs 100, 200; say which"):
-        provisioning_admin.unbind_port(s, actor, "sw-1", "eth 0/1/2")
+        switch_records.unbind_port(s, actor, "sw-1", "eth 0/1/2")
     with sessions.begin() as s:
-        freed = provisioning_admin.unbind_port(s, actor, "sw-1", "eth 0/1/2", 200, now=T0)
+        freed = switch_records.unbind_port(s, actor, "sw-1", "eth 0/1/2", 200, now=T0)
     assert (freed.released, freed.vlan) == (second, 200)
     with sessions() as s:
-        ports = provisioning_admin.switch_detail(s, "sw-1").port_rows
+        ports = switch_records.switch_detail(s, "sw-1").port_rows
     assert [(p.vlan, p.service_id) for p in ports] == [(100, first), (200, None)]
     with sessions.begin() as s, pytest.raises(ProvisioningAdminError, match="vlan: expected 0"):
-        provisioning_admin.bind_port(s, actor, "sw-1", "eth 0/1/3", first, 4095)
+        switch_records.bind_port(s, actor, "sw-1", "eth 0/1/3", first, 4095)

@@ -84,10 +84,6 @@ def record(action: str, result: str, cause: int | None = None) -> AttemptRecord:
     return AttemptRecord("nas:bras 192.0.2.1:3799 session S1", action, "-", result, AT, 3, cause)
 
 
-COA = Step(StepKind.COA, session=ON_A, profile=HOME)
-BLOCK = Step(StepKind.BLOCK, port=SNMP_PORT)
-
-
 @pytest.mark.parametrize(
     ("records", "state"),
     [
@@ -100,20 +96,18 @@ BLOCK = Step(StepKind.BLOCK, port=SNMP_PORT)
     ],
 )
 def test_the_last_answer_of_each_step_decides_the_task(records: list[AttemptRecord], state: str) -> None:
-    assert verdict([(COA, records)], 1, 5, 1.0, 10.0, jitter=lambda: 0.0).state == state
+    assert verdict([records], 1, 5, 1.0, 10.0, jitter=lambda: 0.0).state == state
 
 
 def test_after_the_last_try_silence_is_unknown_but_an_error_is_dead() -> None:
-    silent = verdict([(COA, [record("coa", "timeout")])], 5, 5, 1.0, 10.0)
-    failed = verdict(
-        [(COA, [record("coa", "timeout")]), (BLOCK, [record("block", "error")])], 5, 5, 1.0, 10.0
-    )
+    silent = verdict([[record("coa", "timeout")]], 5, 5, 1.0, 10.0)
+    failed = verdict([[record("coa", "timeout")], [record("block", "error")]], 5, 5, 1.0, 10.0)
     assert (silent.state, failed.state) == ("unknown", "dead")
     assert silent.outcome.startswith("after 5 tries: nas:bras")
 
 
 def test_one_failed_target_keeps_the_whole_task_for_another_try() -> None:
-    v = verdict([(COA, [record("coa", "ack")]), (BLOCK, [record("block", "error")])], 2, 5, 1.0, 10.0)
+    v = verdict([[record("coa", "ack")], [record("block", "error")]], 2, 5, 1.0, 10.0)
     assert v.state == "pending" and v.retry_in_s is not None
 
 

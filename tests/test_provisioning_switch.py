@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from billing import provisioning_admin
+from billing import switch_records
 from billing.db.engine import make_engine
 from nms_adapters.switches import PortState, SwitchAccess, driver_for
 from tests.provisioning_world import (
@@ -60,12 +60,12 @@ def world(templates, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World
     engine = make_engine(url)
     with running_switch("--ports", "4") as switch:
         with Session(engine) as s, s.begin():
-            provisioning_admin.add_switch(s, ACTOR, "sw-snmp", address=HOST, device_type="snmp",
+            switch_records.add_switch(s, ACTOR, "sw-snmp", address=HOST, device_type="snmp",
                                           credentials="sim", snmp_port=switch.snmp_port)  # fmt: skip
-            provisioning_admin.add_switch(s, ACTOR, "sw-cli", address=HOST, device_type="cisco_ios",
+            switch_records.add_switch(s, ACTOR, "sw-cli", address=HOST, device_type="cisco_ios",
                                           credentials="sim", ssh_port=switch.ssh_port)  # fmt: skip
-            provisioning_admin.bind_port(s, ACTOR, "sw-snmp", "GigabitEthernet0/1", services["by-snmp"])
-            provisioning_admin.bind_port(s, ACTOR, "sw-cli", "GigabitEthernet0/2", services["by-cli"])
+            switch_records.bind_port(s, ACTOR, "sw-snmp", "GigabitEthernet0/1", services["by-snmp"])
+            switch_records.bind_port(s, ACTOR, "sw-cli", "GigabitEthernet0/2", services["by-cli"])
         cfg = config(tmp, url, free_udp_port(), more=CREDENTIALS, switch_timeout_s="20", lease_s="60")
         daemon = start_billingd(cfg, tmp / "billingd.log")
         try:

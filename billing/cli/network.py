@@ -4,7 +4,7 @@
 from ``[[provisioning.credentials]]``, vendor, model, Option 82 remote-id, SNMP/SSH ports);
 ``bind`` / ``unbind`` tie a port (and VLAN) to a service. These need ``network.manage`` and
 are audited; ``list`` and ``show`` need ``network.read``. The work is
-:mod:`billing.provisioning_admin`; this module only parses options and renders results.
+:mod:`billing.switch_records`; this module only parses options and renders results.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def add(
     as_json: bool,
 ) -> None:
     """Record a switch billing controls (an unknown device type is refused, listing the known)."""
-    from billing.provisioning_admin import NETWORK_MANAGE, add_switch
+    from billing.switch_records import NETWORK_MANAGE, add_switch
 
     _warn_unknown_credentials(state, credentials)
     info = state.run(
@@ -119,7 +119,7 @@ def add(
 
 def _text_change(value: str | None) -> Any:
     """An option of ``set``: not given keeps the field, ``""`` clears it."""
-    from billing.provisioning_admin import KEEP
+    from billing.switch_records import KEEP
 
     if value is None:
         return KEEP
@@ -128,7 +128,7 @@ def _text_change(value: str | None) -> Any:
 
 def _port_change(value: int | None) -> Any:
     """``--snmp-port`` / ``--ssh-port`` of ``set``: not given keeps it, 0 goes back to the standard."""
-    from billing.provisioning_admin import KEEP
+    from billing.switch_records import KEEP
 
     if value is None:
         return KEEP
@@ -161,7 +161,7 @@ def set_(
     as_json: bool,
 ) -> None:
     """Change the given fields of a switch; the others stay as they are."""
-    from billing.provisioning_admin import KEEP, NETWORK_MANAGE, update_switch
+    from billing.switch_records import KEEP, NETWORK_MANAGE, update_switch
 
     _warn_unknown_credentials(state, credentials)
     info = state.run(
@@ -189,7 +189,7 @@ def set_(
 @click.pass_obj
 def list_(state: AppState, as_json: bool) -> None:
     """Every switch by name, with its driver and how many ports are on record and bound."""
-    from billing.provisioning_admin import NETWORK_READ, list_switches
+    from billing.switch_records import NETWORK_READ, list_switches
 
     rows = state.run(NETWORK_READ, "switch list", lambda session, _: list_switches(session))
 
@@ -233,7 +233,7 @@ def list_(state: AppState, as_json: bool) -> None:
 @click.pass_obj
 def show(state: AppState, name: str, as_json: bool) -> None:
     """A switch and its ports, with the service and account bound to each."""
-    from billing.provisioning_admin import NETWORK_READ, switch_detail
+    from billing.switch_records import NETWORK_READ, switch_detail
 
     found = state.run(NETWORK_READ, "switch show", lambda session, _: switch_detail(session, name))
 
@@ -265,7 +265,7 @@ def bind(state: AppState, name: str, port: str, service_id: int, vlan: int, as_j
 
     PORT is spelled as the switch names it in the Option 82 circuit-id.
     """
-    from billing.provisioning_admin import NETWORK_MANAGE, bind_port
+    from billing.switch_records import NETWORK_MANAGE, bind_port
 
     found = state.run(
         NETWORK_MANAGE,
@@ -288,7 +288,7 @@ def bind(state: AppState, name: str, port: str, service_id: int, vlan: int, as_j
 @click.pass_obj
 def unbind(state: AppState, name: str, port: str, vlan: int | None, as_json: bool) -> None:
     """Free PORT of switch NAME from its service (the port stays on record; the switch is not told)."""
-    from billing.provisioning_admin import NETWORK_MANAGE, unbind_port
+    from billing.switch_records import NETWORK_MANAGE, unbind_port
 
     found = state.run(
         NETWORK_MANAGE,

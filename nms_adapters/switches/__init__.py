@@ -16,9 +16,10 @@ from nms_adapters.switches.errors import (
 )
 from nms_adapters.switches.model import PortState, SwitchAccess, SwitchDriver
 from nms_adapters.switches.port_names import canonical_port_name, same_port
-from nms_adapters.switches.registry import SUPPORTED_DEVICE_TYPES, driver_for
+from nms_adapters.switches.registry import RATE_CAPABLE_DEVICE_TYPES, SUPPORTED_DEVICE_TYPES, driver_for
 
 __all__ = [
+    "RATE_CAPABLE_DEVICE_TYPES",
     "SUPPORTED_DEVICE_TYPES",
     "NotSupported",
     "PortState",

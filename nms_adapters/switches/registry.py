@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 from nms_adapters.switches.errors import UnknownDeviceType
 from nms_adapters.switches.model import SwitchAccess, SwitchDriver
 
-__all__ = ["SUPPORTED_DEVICE_TYPES", "driver_for"]
+__all__ = ["RATE_CAPABLE_DEVICE_TYPES", "SUPPORTED_DEVICE_TYPES", "driver_for"]
 
 
 def _snmp(access: SwitchAccess, executor: Executor | None) -> SwitchDriver:
@@ -43,6 +43,8 @@ _DRIVERS: dict[str, Callable[[SwitchAccess, Executor | None], SwitchDriver]] = {
     "huawei": _huawei,
 }
 SUPPORTED_DEVICE_TYPES: tuple[str, ...] = tuple(_DRIVERS)
+RATE_CAPABLE_DEVICE_TYPES: frozenset[str] = frozenset({"cisco_ios", "huawei"})
+"""Device types whose driver can set a port rate limit (IF-MIB over SNMP has none: NotSupported)."""
 
 
 def driver_for(access: SwitchAccess, *, executor: Executor | None = None) -> SwitchDriver:

@@ -32,6 +32,7 @@ from simulators.bras import (
     TerminateCause,
 )
 from simulators.main import main
+from simulators.radius_stub import AcceptingRadius
 
 SECRET = b"testing123"
 RADCLIENT = shutil.which("radclient")
@@ -52,7 +53,7 @@ def u32(value: bytes | None) -> int:
     return int.from_bytes(value, "big")
 
 
-class Responder:
+class Responder(AcceptingRadius):
     """A RADIUS server in a thread: one UDP socket for authentication and accounting."""
 
     def __init__(self, users: dict[str, str], macs: set[str] = frozenset(), drop_first: int = 0) -> None:  # type: ignore[assignment]
@@ -62,18 +63,7 @@ class Responder:
         self.received: list[RadiusPacket] = []
         self.invalid: list[str] = []
         self._lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port: int = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="test-radius-responder")
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
+        super().__init__(SECRET, name="test-radius-responder")
 
     def requests(self, code: int) -> list[RadiusPacket]:
         with self._lock:
@@ -83,21 +73,10 @@ class Responder:
         acct = self.requests(Code.ACCOUNTING_REQUEST)
         return [p for p in acct if status is None or u32(p.get(ACCT_STATUS_TYPE)) == status]
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            if self.drop_first > 0:
-                self.drop_first -= 1
-                continue
-            req = codec.decode(data)
-            reply = self._answer(req)
-            if reply is not None:
-                self.sock.sendto(reply, peer)
-
-    def _answer(self, req: RadiusPacket) -> bytes | None:
+    def answer(self, req: RadiusPacket) -> bytes | None:
+        if self.drop_first > 0:
+            self.drop_first -= 1
+            return None
         if req.code == Code.ACCESS_REQUEST:
             if not codec.verify_message_authenticator(req, SECRET):
                 self.invalid.append("access request without a valid Message-Authenticator")
